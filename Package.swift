@@ -1,0 +1,61 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "qarax",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "qarax-node", targets: ["qarax-node"]),
+        .executable(name: "qarax-control", targets: ["qarax-control"]),
+        .library(name: "NetPlumbing", targets: ["NetPlumbing"]),
+        .library(name: "LinuxSys", targets: ["LinuxSys"]),
+        .library(name: "NodeCore", targets: ["NodeCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries, found through pkg-config; scripts/setup installs the -dev packages.
+        .systemLibrary(name: "CLibNL", pkgConfig: "libnl-route-3.0",
+                       providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
+        .systemLibrary(name: "CLibSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CLibCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
+
+        // The thin C layer: only what Swift cannot reach (ioctls, variadics, raw syscalls, fork/exec child).
+        .target(
+            name: "CShims",
+            dependencies: ["CLibNL", "CLibSeccomp", "CLibCap"],
+            cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-Wall", "-Wextra", "-Werror"])]
+        ),
+
+        // Owned fds, errno-carrying errors, namespaces, processes: the syscall layer.
+        .target(name: "LinuxSys", dependencies: ["CShims", "CLibSeccomp", "CLibCap"], swiftSettings: strict),
+
+        // Host networking over netlink (libnl) and ioctls.
+        .target(name: "NetPlumbing", dependencies: ["LinuxSys", "CShims", "CLibNL"], swiftSettings: strict),
+
+        // Everything qarax-node does, as a library the tests can reach.
+        .target(name: "NodeCore", dependencies: ["NetPlumbing", "LinuxSys", "CShims"], swiftSettings: strict),
+
+        .executableTarget(
+            name: "qarax-node",
+            dependencies: ["NodeCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "qarax-control",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+
+        .testTarget(name: "LinuxSysTests", dependencies: ["LinuxSys"], swiftSettings: strict),
+        .testTarget(name: "NetPlumbingTests", dependencies: ["NetPlumbing", "LinuxSys"], swiftSettings: strict),
+        .testTarget(name: "NodeCoreTests", dependencies: ["NodeCore", "NetPlumbing", "LinuxSys"], swiftSettings: strict),
+    ]
+)

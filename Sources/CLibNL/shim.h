@@ -1,0 +1,10 @@
+#pragma once
+#include <netlink/netlink.h>
+#include <netlink/errno.h>
+#include <netlink/msg.h>
+#include <netlink/attr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/macvlan.h>
+#include <netlink/route/link/macvtap.h>
+#include <netlink/route/link/veth.h>
+#include <netlink/route/link/bridge.h>
