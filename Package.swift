@@ -19,6 +19,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // System libraries, found through pkg-config; scripts/setup installs the -dev packages.
@@ -41,7 +42,29 @@ let package = Package(
         .target(name: "NetPlumbing", dependencies: ["LinuxSys", "CShims", "CLibNL"], swiftSettings: strict),
 
         // Everything qarax-node does, as a library the tests can reach.
-        .target(name: "NodeCore", dependencies: ["NetPlumbing", "LinuxSys", "CShims"], swiftSettings: strict),
+        .target(
+            name: "NodeCore",
+            dependencies: [
+                "NetPlumbing", "LinuxSys", "CShims",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // A test double of cloud-hypervisor's REST API (not a VMM): library + thin executable.
+        .target(
+            name: "CHSimulator",
+            dependencies: [
+                "LinuxSys",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "ch-sim", dependencies: ["CHSimulator"], swiftSettings: strict),
 
         .executableTarget(
             name: "qarax-node",
@@ -57,5 +80,10 @@ let package = Package(
         .testTarget(name: "LinuxSysTests", dependencies: ["LinuxSys"], swiftSettings: strict),
         .testTarget(name: "NetPlumbingTests", dependencies: ["NetPlumbing", "LinuxSys"], swiftSettings: strict),
         .testTarget(name: "NodeCoreTests", dependencies: ["NodeCore", "NetPlumbing", "LinuxSys"], swiftSettings: strict),
+        .testTarget(
+            name: "CloudHypervisorTests",
+            dependencies: ["NodeCore", "CHSimulator", "LinuxSys", "ch-sim"],
+            swiftSettings: strict
+        ),
     ]
 )
