@@ -57,7 +57,7 @@ let package = Package(
         .target(
             name: "CHSimulator",
             dependencies: [
-                "LinuxSys",
+                "LinuxSys", "CShims",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

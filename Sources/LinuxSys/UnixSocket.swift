@@ -83,6 +83,13 @@ public enum UnixSocket {
         public var descriptors: ReceivedDescriptors
         /// The kernel dropped descriptors that did not fit (`MSG_CTRUNC`).
         public var descriptorsTruncated: Bool
+
+        /// Moves the descriptors out, leaving none behind.
+        public mutating func takeDescriptors() -> ReceivedDescriptors {
+            var taken = ReceivedDescriptors([])
+            swap(&taken, &descriptors)
+            return taken
+        }
     }
 }
 
