@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(name: "NodeCoreTests", dependencies: ["NodeCore", "NetPlumbing", "LinuxSys"], swiftSettings: strict),
         .testTarget(
             name: "CloudHypervisorTests",
-            dependencies: ["NodeCore", "CHSimulator", "LinuxSys", "ch-sim"],
+            dependencies: ["NodeCore", "CHSimulator", "LinuxSys", "CShims", "ch-sim"],
             swiftSettings: strict
         ),
     ]
