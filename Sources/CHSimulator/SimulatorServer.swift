@@ -16,8 +16,7 @@ public final class SimulatorServer {
     static let maxRequestBytes = 1 << 20
 
     private let options: SimulatorOptions
-    private let validator: BodyValidator
-    private var vmm = SimulatedVMM()
+    private var router: APIRouter
     private let listener: LinuxSys.FileDescriptor
     private let listenerPath: String?
     private let events: EventMonitor
@@ -50,7 +49,7 @@ public final class SimulatorServer {
     /// Opens the API socket and event monitor the options name; the log goes to `--log-file` or stderr.
     public init(options: SimulatorOptions, validator: @escaping BodyValidator = DefaultBodyValidator.validate) throws {
         self.options = options
-        self.validator = validator
+        router = APIRouter(validator: validator)
         var logFD = STDERR_FILENO
         if let path = options.logFile {
             logFD = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
@@ -189,20 +188,10 @@ public final class SimulatorServer {
             return respond(connection, status: 200, body: Self.oversizedBody(faults.oversizeBytes))
         }
 
-        let isGet = SimulatedVMM.callsAnswering(get: call)
-        guard let expectsGet = isGet else { return respond(connection, status: 404, body: []) }
-        guard (head.method == .GET) == expectsGet else { return respond(connection, status: 405, body: []) }
-        if SimulatedVMM.callsWithBody.contains(call) {
-            let problems = validator(SimulatedVMM.documentPath(of: call), connection.body)
-            if !problems.isEmpty {
-                return respond(connection, status: 400, body: Self.chain(["Failed to deserialize JSON", problems.joined(separator: "; ")]))
-            }
-        }
-
-        let reply = vmm.handle(call: call, body: connection.body, descriptors: descriptors.rawValues)
+        let reply = router.route(isGet: head.method == .GET, call: call, body: connection.body, descriptors: descriptors.rawValues)
         if !descriptors.isEmpty { log.debug("\(call): received descriptors \(descriptors.rawValues)") }
         if call == "vm.boot", reply.status == 204 {
-            serial = SerialPort.open(config: vmm.config?["serial"], log: log)
+            serial = SerialPort.open(config: router.vmm.config?["serial"], log: log)
         }
         for event in reply.events { events.emit(event) }
         respond(connection, status: reply.status, body: reply.body)
@@ -213,7 +202,7 @@ public final class SimulatorServer {
         case .exitProcess: finish(status: 0)
         case .guestPowerOff:
             log.info("guest powered off")
-            for event in vmm.guestPowerOff() { events.emit(event) }
+            for event in router.vmm.guestPowerOff() { events.emit(event) }
             if faults.closedChannelAfterPoweroff {
                 poweredOff = true
             } else {
@@ -280,9 +269,7 @@ public final class SimulatorServer {
         exit(1)
     }
 
-    static func chain(_ items: [String]) -> [UInt8] {
-        JSONValue.array(items.map(JSONValue.string)).encoded()
-    }
+    static func chain(_ items: [String]) -> [UInt8] { APIRouter.chain(items) }
 
     static func oversizedBody(_ bytes: Int) -> [UInt8] {
         // A JSON array holding one long string: valid JSON, just too big.

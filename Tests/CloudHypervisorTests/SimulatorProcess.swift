@@ -138,3 +138,10 @@ func killedBySignal(_ status: Int32?) -> Int32? {
     guard let status, status & 0x7f != 0, status & 0x7f != 0x7f else { return nil }
     return status & 0x7f
 }
+
+/// Runs blocking `work` on a dedicated thread, off Swift's cooperative pool.
+func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try work() }) }.start()
+    }
+}
