@@ -34,8 +34,11 @@ public enum JSONValue: Sendable, Equatable, Codable {
         }
     }
 
-    /// Parses `bytes`; the error text says where it failed.
+    /// Parses `bytes` as strict JSON (RFC 8259, like serde_json); the error text says why it failed.
     public static func parse(_ bytes: [UInt8]) -> Result<JSONValue, ParseError> {
+        if let offset = trailingCommaOffset(bytes) {
+            return .failure(ParseError(message: "trailing comma at byte \(offset)"))
+        }
         do {
             return .success(try JSONDecoder().decode(JSONValue.self, from: Data(bytes)))
         } catch let DecodingError.dataCorrupted(context) {
@@ -44,6 +47,33 @@ public enum JSONValue: Sendable, Equatable, Codable {
         } catch {
             return .failure(ParseError(message: "\(error)"))
         }
+    }
+
+    /// Foundation's decoder accepts `[1,]` and `{"a":1,}`; serde_json does not.
+    static func trailingCommaOffset(_ bytes: [UInt8]) -> Int? {
+        var inString = false
+        var escaped = false
+        var lastComma: Int?
+        for (i, byte) in bytes.enumerated() {
+            if inString {
+                if escaped { escaped = false }
+                else if byte == UInt8(ascii: "\\") { escaped = true }
+                else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"): continue
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                if let lastComma { return lastComma }
+            case UInt8(ascii: ","):
+                lastComma = i
+                continue
+            case UInt8(ascii: "\""): inString = true
+            default: break
+            }
+            lastComma = nil
+        }
+        return nil
     }
 
     public struct ParseError: Error, Sendable {

@@ -42,7 +42,9 @@ final class SimulatorProcess: @unchecked Sendable {
         return path
     }
 
-    init(arguments extra: [String] = [], environment: [String: String] = [:]) throws {
+    /// `eventMonitor`: a descriptor handed to the child as fd 4 (`--event-monitor fd=4`); the
+    /// default writes events to `eventsPath`.
+    init(arguments extra: [String] = [], environment: [String: String] = [:], eventMonitor: Int32? = nil) throws {
         let template = "/tmp/qx-chsim-XXXXXX"
         var chars = Array(template.utf8CString)
         guard mkdtemp(&chars) != nil else { throw SystemError("mkdtemp", errno: errno) }
@@ -65,8 +67,17 @@ final class SimulatorProcess: @unchecked Sendable {
         posix_spawn_file_actions_adddup2(&actions, high, 3)
         posix_spawn_file_actions_adddup2(&actions, out.rawValue, 1)
         posix_spawn_file_actions_adddup2(&actions, out.rawValue, 2)
+        var monitor = "path=\(eventsPath)"
+        var highEvents: Int32 = -1
+        defer { if highEvents >= 0 { close(highEvents) } }
+        if let eventMonitor {
+            highEvents = fcntl(eventMonitor, F_DUPFD_CLOEXEC, 100)
+            guard highEvents >= 0 else { throw SystemError("fcntl(F_DUPFD_CLOEXEC)", errno: errno) }
+            posix_spawn_file_actions_adddup2(&actions, highEvents, 4)
+            monitor = "fd=4"
+        }
 
-        let argv = [Self.binary, "--api-socket", "fd=3", "--event-monitor", "path=\(eventsPath)",
+        let argv = [Self.binary, "--api-socket", "fd=3", "--event-monitor", monitor,
                     "--seccomp", "true", "-v"] + extra
         var env = ["PATH=/usr/bin:/bin"]
         for (k, v) in environment { env.append("\(k)=\(v)") }
@@ -143,5 +154,35 @@ func killedBySignal(_ status: Int32?) -> Int32? {
 func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         Thread { continuation.resume(with: Result { try work() }) }.start()
+    }
+}
+
+/// Fails with a timeout when `body` has not finished within `limit` (a deadline, not a pause).
+func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else {
+            throw SystemError("deadline of \(limit) passed", errno: ETIMEDOUT)
+        }
+        return value
+    }
+}
+
+/// A connected pair of stream sockets (close-on-exec), e.g. an event monitor and its reader.
+struct SocketPair: ~Copyable {
+    var reader: FileDescriptor
+    var writer: FileDescriptor
+
+    init() throws {
+        var fds: [Int32] = [-1, -1]
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        guard socketpair(AF_UNIX, type, 0, &fds) == 0 else { throw SystemError("socketpair", errno: errno) }
+        reader = FileDescriptor(adopting: fds[0])
+        writer = FileDescriptor(adopting: fds[1])
     }
 }

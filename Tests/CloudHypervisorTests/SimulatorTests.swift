@@ -54,6 +54,9 @@ struct SimulatorTests {
 
     @Test func defaultValidatorChecksRequiredFieldsAndTypes() {
         #expect(DefaultBodyValidator.validate(path: "/vm.create", body: Array(#"{}"#.utf8)).isEmpty)
+        #expect(DefaultBodyValidator.validate(path: "/vm.create", body: Array(#"{"payload":{"cmdline":"a,}"}}"#.utf8)).isEmpty)
+        #expect(DefaultBodyValidator.validate(path: "/vm.create", body: Array(#"{"net":[{"id":"a"},]}"#.utf8)) == ["trailing comma at byte 18"])
+        #expect(DefaultBodyValidator.validate(path: "/vm.create", body: Array(#"{"iommu":true ,  }"#.utf8)) == ["trailing comma at byte 14"])
         #expect(DefaultBodyValidator.validate(path: "/vm.create", body: Array(#"{"cpus":{"max_vcpus":1}}"#.utf8))
             == ["missing field `boot_vcpus` in cpus"])
         #expect(DefaultBodyValidator.validate(path: "/vm.remove-device", body: Array(#"{}"#.utf8)) == ["missing field `id`"])
