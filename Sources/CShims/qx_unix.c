@@ -88,16 +88,23 @@ int qx_unix_listen(const char *path, int backlog) {
     return fd;
 }
 
-int qx_unix_connect(const char *path) {
+int qx_unix_connect(const char *path, int timeout_ms) {
     struct sockaddr_un addr;
     int r = fill_address(&addr, path);
     if (r < 0) return r;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
-    int c;
-    do {
-        c = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
-    } while (c < 0 && errno == EINTR);
+    if (timeout_ms > 0) {
+        struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+    }
+    // A Unix-domain connect completes or fails at once unless the backlog is full; it is not
+    // restarted after EINTR (the socket may already be connecting).
+    int c = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
     if (c < 0) {
         int e = errno;
         close(fd);

@@ -20,8 +20,16 @@ public enum UnixSocket {
     }
 
     /// Connects to the stream socket listening at `path` (close-on-exec set).
-    public static func connect(path: String) throws(SystemError) -> FileDescriptor {
-        let r = qx_unix_connect(path)
+    ///
+    /// `timeout` bounds a connect that blocks because the listener's backlog is full (a peer that
+    /// stopped accepting); it fails with `EAGAIN` then. The timeout stays set for sends.
+    public static func connect(path: String, timeout: Duration? = nil) throws(SystemError) -> FileDescriptor {
+        var ms: Int32 = 0
+        if let timeout {
+            let (seconds, attoseconds) = timeout.components
+            ms = max(1, Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000))
+        }
+        let r = qx_unix_connect(path, ms)
         if r < 0 { throw SystemError("connect unix socket \(path)", negated: r) }
         return FileDescriptor(adopting: r)
     }

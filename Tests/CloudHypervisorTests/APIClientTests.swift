@@ -270,6 +270,27 @@ struct FaultInjectionTests {
         }
     }
 
+    @Test func callsQueuedBehindAHungVMMTimeOutToo() async throws {
+        // More callers than the listen backlog: later connects block until their deadline.
+        try await withSimulator(["--sim-fault", "hang-at=vmm.ping"], timeout: .milliseconds(300)) { _, client in
+            let errors = await withTaskGroup(of: CHError?.self) { group in
+                for _ in 0..<40 {
+                    group.addTask {
+                        do throws(CHError) {
+                            _ = try await client.ping()
+                            return nil
+                        } catch {
+                            return error
+                        }
+                    }
+                }
+                return await group.reduce(into: [CHError?]()) { $0.append($1) }
+            }
+            #expect(errors.count == 40)
+            #expect(errors.allSatisfy { $0 == .timeout(call: "vmm.ping") })
+        }
+    }
+
     @Test func cancellingAHungCallEndsIt() async throws {
         try await withSimulator(["--sim-fault", "hang-at=vm.boot"], timeout: .seconds(600)) { _, client in
             let task = Task { try await client.boot() }

@@ -22,7 +22,8 @@ ssize_t qx_unix_recv_fds(int sock, void *_Nonnull buf, size_t len,
 int qx_unix_listen(const char *_Nonnull path, int backlog);
 
 // connect(2) to a Unix stream socket at `path`; returns the connected descriptor (close-on-exec).
-int qx_unix_connect(const char *_Nonnull path);
+// `timeout_ms` > 0 bounds a connect blocked on a full listen backlog (SO_SNDTIMEO; -EAGAIN then).
+int qx_unix_connect(const char *_Nonnull path, int timeout_ms);
 
 // accept4(2) with SOCK_CLOEXEC: hidden from Swift's Glibc module without _GNU_SOURCE.
 int qx_unix_accept(int listener);

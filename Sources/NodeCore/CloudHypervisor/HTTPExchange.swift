@@ -63,9 +63,13 @@ enum HTTPExchange {
         let call = request.call
         let socket: LinuxSys.FileDescriptor
         do {
-            socket = try UnixSocket.connect(path: request.socketPath)
+            let remaining = request.deadline - ContinuousClock.now
+            if remaining <= .zero { return .failure(.timeout(call: call)) }
+            socket = try UnixSocket.connect(path: request.socketPath, timeout: remaining)
         } catch {
             switch error.errno {
+            case EAGAIN:
+                return .failure(.timeout(call: call))
             case ECONNREFUSED, ENOENT:
                 return .failure(.vmmGone(call: call, detail: "nobody listens on \(request.socketPath) (\(error.errnoName))"))
             default:
