@@ -43,6 +43,8 @@ public struct SimulatedVMM: Sendable {
     private var nextDeviceIndex = 0
     private var nextSlot = 1
     private var slots: [String: Int] = [:]
+    /// Ids of NICs whose descriptors arrived with vm.add-net.
+    private var fdsReceived: Set<String> = []
     public let pid: Int32
 
     public init(pid: Int32) {
@@ -159,6 +161,12 @@ public struct SimulatedVMM: Sendable {
         }
         if let initramfs = payload["initramfs"]?.stringValue, access(initramfs, R_OK) != 0 {
             return error(action, "Cannot open the initramfs image", "No such file or directory (os error 2)")
+        }
+        for net in config["net"]?.arrayValue ?? [] where net["fds"] != nil && !fdsReceived.contains(net["id"]?.stringValue ?? "") {
+            // Descriptors travel only with vm.add-net (SCM_RIGHTS); numbers in a vm.create body
+            // mean nothing in the VMM's process.
+            return error(action, "Error from device manager", "Cannot create virtio-net device",
+                         "Invalid file descriptors: \(net["fds"].map { String(decoding: $0.encoded(), as: UTF8.self) } ?? "") were not passed to the VMM")
         }
         for disk in config["disks"]?.arrayValue ?? [] {
             if let path = disk["path"]?.stringValue, access(path, R_OK) != 0 {
@@ -316,6 +324,7 @@ public struct SimulatedVMM: Sendable {
             return error(action, "Identifier \(id) is not unique")
         }
         let withID = assignID(.object(device), prefix: prefix)
+        if kind == "net", !descriptors.isEmpty, let id = withID["id"]?.stringValue { fdsReceived.insert(id) }
         config[kind] = .array((config[kind]?.arrayValue ?? []) + [withID])
         self.config = config
         guard runState != nil, let id = withID["id"]?.stringValue else { return Reply(status: 204, body: []) }
@@ -341,6 +350,7 @@ public struct SimulatedVMM: Sendable {
         }
         guard found else { return error(action, "Error from device manager", "No device with identifier \(id)") }
         slots[id] = nil
+        fdsReceived.remove(id)
         self.config = config
         return Reply(status: 204, body: [])
     }

@@ -25,6 +25,8 @@ public final class SimulatorServer {
     private var serial: SerialPort = .discard
     private var pendingSerial: [UInt8] = []
     private var poweredOff = false
+    /// TAP descriptors handed over with vm.add-net: the VMM keeps them for its lifetime.
+    private var heldDescriptors: [Int32] = []
 
     private final class Connection {
         let socket: LinuxSys.FileDescriptor
@@ -189,7 +191,10 @@ public final class SimulatorServer {
         }
 
         let reply = router.route(isGet: head.method == .GET, call: call, body: connection.body, descriptors: descriptors.rawValues)
-        if !descriptors.isEmpty { log.debug("\(call): received descriptors \(descriptors.rawValues)") }
+        if !descriptors.isEmpty {
+            log.debug("\(call): received descriptors \(descriptors.rawValues)")
+            if call == "vm.add-net", reply.status == 200 || reply.status == 204 { heldDescriptors += descriptors.take() }
+        }
         if call == "vm.boot", reply.status == 204 {
             serial = SerialPort.open(config: router.vmm.config?["serial"], log: log)
         }

@@ -188,6 +188,20 @@ struct APIClientTests {
         }
     }
 
+    @Test func descriptorsInAVmCreateBodyAreRefusedAtBoot() async throws {
+        try await withSimulator { sim, client in
+            let kernel = try SimulatorProcess.kernel(in: sim.directory)
+            let body = #"{"cpus":{"boot_vcpus":1,"max_vcpus":1},"payload":{"kernel":"\#(kernel)"},"net":[{"id":"net0","fds":[5]}]}"#
+            try await client.create(config: Array(body.utf8))
+            do {
+                try await client.boot()
+                Issue.record("booted with descriptors that never reached the VMM")
+            } catch let error as CHError {
+                #expect(chain(of: error).contains("Cannot create virtio-net device"))
+            }
+        }
+    }
+
     @Test func guestPowerOffEndsTheProcess() async throws {
         try await withSimulator { sim, client in
             let kernel = try SimulatorProcess.kernel(in: sim.directory)

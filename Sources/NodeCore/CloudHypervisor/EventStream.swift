@@ -75,7 +75,9 @@ public enum CHEventStreamError: Error, Equatable, Sendable, CustomStringConverti
 /// several lines and separated by blank lines (not one object per line).
 ///
 /// Feed it chunks cut anywhere; a scanner that knows strings and escapes finds where each
-/// top-level object ends, then `JSONDecoder` decodes it. One object may not exceed `maxEventBytes`.
+/// top-level object ends, then `JSONDecoder` decodes it. One object may not exceed `maxEventBytes`,
+/// so a misbehaving VMM cannot make the node buffer without bound. After an error the stream is
+/// out of step: discard the parser (and treat the VMM as misbehaving).
 public struct CHEventParser: Sendable {
     public let maxEventBytes: Int
     private var pending: [UInt8] = []
