@@ -42,27 +42,26 @@ public enum UnixSocket {
     }
 
     /// Sends all of `bytes`; `descriptors` (duplicated by the kernel, still owned by the caller)
-    /// travel with the first byte as `SCM_RIGHTS`. Never raises SIGPIPE.
+    /// travel with the first byte as `SCM_RIGHTS`, so they need at least one byte. Never raises
+    /// SIGPIPE.
     public static func send(_ socket: borrowing FileDescriptor, _ bytes: [UInt8], descriptors: [Int32] = []) throws(SystemError) {
-        guard descriptors.count <= maxDescriptorsPerMessage else {
-            throw SystemError("sendmsg with \(descriptors.count) descriptors", errno: EINVAL)
+        guard descriptors.count <= maxDescriptorsPerMessage, bytes.count > 0 || descriptors.isEmpty else {
+            throw SystemError("sendmsg of \(bytes.count) bytes with \(descriptors.count) descriptors", errno: EINVAL)
         }
         var offset = 0
         var fds = descriptors
-        repeat {
+        while offset < bytes.count {
             let n: Int = bytes.withUnsafeBytes { raw in
                 fds.withUnsafeBufferPointer { fdBuffer in
-                    // An empty message still carries the descriptors: the kernel needs one byte.
-                    let base = raw.baseAddress.map { $0 + offset } ?? UnsafeRawPointer(bitPattern: 1)
-                    guard let base else { return -Int(EINVAL) }
-                    return qx_unix_send_fds(socket.rawValue, base, raw.count - offset,
+                    guard let base = raw.baseAddress else { return -Int(EINVAL) }
+                    return qx_unix_send_fds(socket.rawValue, base + offset, raw.count - offset,
                                             fdBuffer.baseAddress, Int32(fdBuffer.count))
                 }
             }
             if n < 0 { throw SystemError("sendmsg on fd \(socket.rawValue)", errno: Int32(-n)) }
             offset += n
             fds = []
-        } while offset < bytes.count
+        }
     }
 
     /// Receives up to `maxBytes` bytes and the descriptors that came with them.

@@ -76,5 +76,7 @@ struct UnixSocketTests {
         _ = listener
         let many = [Int32](repeating: 0, count: UnixSocket.maxDescriptorsPerMessage + 1)
         #expect(throws: SystemError.self) { try UnixSocket.send(client, [1], descriptors: many) }
+        // Descriptors need a byte to travel with.
+        #expect(throws: SystemError.self) { try UnixSocket.send(client, [], descriptors: [0]) }
     }
 }

@@ -61,6 +61,37 @@ struct WireTests {
         #expect(request.hasSuffix("\r\n\r\n" + #"{"id":"net0"}"#))
     }
 
+    @Test func encodableBodiesAreSentAsJSON() async throws {
+        struct Disk: Encodable {
+            var path: String
+            var readonly: Bool
+        }
+        let request = try await cannedExchange(answer: "HTTP/1.1 204 \r\n\r\n") { client in
+            let result = try? await client.addDisk(Disk(path: "/var/lib/qarax/d.img", readonly: true))
+            #expect(result == .some(nil))
+        }
+        #expect(request.hasSuffix(#"{"path":"/var/lib/qarax/d.img","readonly":true}"#))
+    }
+
+    @Test func unencodableBodiesAreNotSent() async throws {
+        struct Bad: Encodable {
+            func encode(to encoder: any Encoder) throws {
+                throw EncodingError.invalidValue(0, .init(codingPath: [], debugDescription: "no"))
+            }
+        }
+        let client = CloudHypervisorClient(socketPath: "/nonexistent/api.sock")
+        await #expect(throws: CHError.self) { try await client.create(Bad()) }
+        do {
+            try await client.create(Bad())
+        } catch {
+            guard case .invalidRequest(let call, _) = error else {
+                Issue.record("unexpected \(error)")
+                return
+            }
+            #expect(call == "vm.create")
+        }
+    }
+
     @Test func anAnswerEndedByClosingTheConnectionIsComplete() async throws {
         _ = try await cannedExchange(answer: "HTTP/1.1 200 \r\nContent-Type: application/json\r\n\r\n{\"version\":\"v52.0\"}") { client in
             let ping = try? await client.ping()

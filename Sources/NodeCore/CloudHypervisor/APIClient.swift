@@ -73,6 +73,11 @@ public final class CloudHypervisorClient: Sendable {
     /// `vm.create` with a `VmConfig` JSON body. CH accepts bodies the document calls invalid
     /// (e.g. without `payload`) and checks paths only at boot: validate before calling.
     public func create(config: [UInt8]) async throws(CHError) { _ = try await call(.vmCreate, body: config) }
+    /// `vm.create` with any `Encodable` config (e.g. a `VmConfig`), encoded as JSON.
+    public func create(_ config: some Encodable) async throws(CHError) {
+        try await create(config: Self.encode(config, for: .vmCreate))
+    }
+
     /// `vm.boot`.
     public func boot() async throws(CHError) { _ = try await call(.vmBoot) }
     /// `vm.pause`.
@@ -104,11 +109,7 @@ public final class CloudHypervisorClient: Sendable {
 
     /// `vm.resize`.
     public func resize(_ resize: CHResize) async throws(CHError) {
-        let body: [UInt8]
-        do { body = Array(try JSONEncoder().encode(resize)) } catch {
-            throw .malformedResponse(call: CHEndpoint.vmResize.rawValue, reason: "cannot encode request: \(error)")
-        }
-        _ = try await call(.vmResize, body: body)
+        _ = try await call(.vmResize, body: Self.encode(resize, for: .vmResize))
     }
 
     /// `vm.add-net` with a `NetConfig` JSON body and the TAP descriptors (one per queue pair).
@@ -117,21 +118,38 @@ public final class CloudHypervisorClient: Sendable {
         try deviceInfo(await call(.vmAddNet, body: config, descriptors: descriptors), call: .vmAddNet)
     }
 
+    /// `vm.add-net` with any `Encodable` `NetConfig`.
+    public func addNet(_ config: some Encodable, descriptors: [Int32] = []) async throws(CHError) -> CHDeviceInfo? {
+        try await addNet(config: Self.encode(config, for: .vmAddNet), descriptors: descriptors)
+    }
+
     /// `vm.add-disk` with a `DiskConfig` JSON body; like `addNet` for the answer.
     public func addDisk(config: [UInt8]) async throws(CHError) -> CHDeviceInfo? {
         try deviceInfo(await call(.vmAddDisk, body: config), call: .vmAddDisk)
     }
 
-    /// `vm.remove-device`: returns at once; the device goes when the guest acknowledges the eject.
-    public func removeDevice(id: String) async throws(CHError) {
-        let body: [UInt8]
-        do { body = Array(try JSONEncoder().encode(["id": id])) } catch {
-            throw .malformedResponse(call: CHEndpoint.vmRemoveDevice.rawValue, reason: "cannot encode request: \(error)")
-        }
-        _ = try await call(.vmRemoveDevice, body: body)
+    /// `vm.add-disk` with any `Encodable` `DiskConfig`.
+    public func addDisk(_ config: some Encodable) async throws(CHError) -> CHDeviceInfo? {
+        try await addDisk(config: Self.encode(config, for: .vmAddDisk))
     }
 
-    // MARK: answers
+    /// `vm.remove-device`: returns at once; the device goes when the guest acknowledges the eject.
+    public func removeDevice(id: String) async throws(CHError) {
+        _ = try await call(.vmRemoveDevice, body: Self.encode(["id": id], for: .vmRemoveDevice))
+    }
+
+    // MARK: bodies and answers
+
+    /// JSON for a request body; fields in a stable order so requests are reproducible.
+    static func encode(_ value: some Encodable, for endpoint: CHEndpoint) throws(CHError) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do {
+            return Array(try encoder.encode(value))
+        } catch {
+            throw .invalidRequest(call: endpoint.rawValue, reason: "cannot encode the body: \(error)")
+        }
+    }
 
     private struct InfoSummary: Decodable {
         var state: CHVMState

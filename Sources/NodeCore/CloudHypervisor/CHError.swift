@@ -22,12 +22,15 @@ public enum CHError: Error, Equatable, Sendable, CustomStringConvertible {
     case malformedResponse(call: String, reason: String)
     /// The call was cancelled by its task.
     case cancelled(call: String)
+    /// The request body could not be encoded; nothing was sent.
+    case invalidRequest(call: String, reason: String)
 
     /// The call the error belongs to, e.g. `vm.boot`.
     public var call: String {
         switch self {
         case .api(_, _, let call), .timeout(let call), .transport(let call, _), .vmmGone(let call, _),
-             .responseTooLarge(let call, _), .malformedResponse(let call, _), .cancelled(let call):
+             .responseTooLarge(let call, _), .malformedResponse(let call, _), .cancelled(let call),
+             .invalidRequest(let call, _):
             call
         }
     }
@@ -48,6 +51,8 @@ public enum CHError: Error, Equatable, Sendable, CustomStringConvertible {
             "cloud-hypervisor \(call): malformed answer: \(reason)"
         case .cancelled(let call):
             "cloud-hypervisor \(call): cancelled"
+        case .invalidRequest(let call, let reason):
+            "cloud-hypervisor \(call): request not sent: \(reason)"
         }
     }
 }
