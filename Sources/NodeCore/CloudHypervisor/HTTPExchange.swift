@@ -1,4 +1,3 @@
-import CShims
 import LinuxSys
 import NIOCore
 import NIOEmbedded
