@@ -96,3 +96,15 @@ public enum InterfaceNameRule {
         return nil
     }
 }
+
+/// A specification was refused: every problem found, each with its field path.
+public struct SpecValidationError: Error, Hashable, Sendable, CustomStringConvertible {
+    public let problems: [SpecProblem]
+
+    public init(problems: [SpecProblem]) {
+        self.problems = problems
+    }
+
+    /// One problem per line.
+    public var description: String { problems.map(\.description).joined(separator: "\n") }
+}
