@@ -1,5 +1,5 @@
 /// One thing wrong with a specification: the field path (`nics[1].mtu`) and why.
-public struct SpecProblem: Hashable, Sendable, CustomStringConvertible {
+public struct SpecProblem: Error, Hashable, Sendable, CustomStringConvertible {
     public let field: String
     public let reason: String
 
