@@ -48,9 +48,9 @@ public enum JSONValue: Hashable, Sendable, Codable, CustomStringConvertible {
         }
     }
 
-    /// Parses JSON text.
-    public init(json: Data) throws {
-        self = try JSONDecoder().decode(JSONValue.self, from: json)
+    /// Parses JSON text strictly (RFC 8259), keeping `1` (an integer) apart from `1.0` (not one).
+    public init(json: Data) throws(JSONParseError) {
+        self = try JSONParser.parse(Array(json))
     }
 
     /// The JSON value of any `Encodable`, e.g. a ``VmConfig``.

@@ -33,6 +33,7 @@ import CloudHypervisorAPI
         (#""boot_vcpus": 2, "max_vcpus": 4"#, #""boot_vcpus": 2"#, [("$.cpus.max_vcpus", SchemaViolation.Kind.missingProperty)]),
         (#""boot_vcpus": 2"#, #""boot_vcpus": "2""#, [("$.cpus.boot_vcpus", .typeMismatch)]),
         (#""boot_vcpus": 2"#, #""boot_vcpus": 2.5"#, [("$.cpus.boot_vcpus", .typeMismatch)]),
+        (#""boot_vcpus": 2"#, #""boot_vcpus": 2.0"#, [("$.cpus.boot_vcpus", .typeMismatch)]),
         (#""boot_vcpus": 2"#, #""boot_vcpus": 0"#, [("$.cpus.boot_vcpus", .outOfRange)]),
         (#""shared": true"#, #""shared": "yes""#, [("$.memory.shared", .typeMismatch)]),
         (#""shared": true"#, #""shared": null"#, [("$.memory.shared", .typeMismatch)]),
