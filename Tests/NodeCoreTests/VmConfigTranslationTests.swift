@@ -155,6 +155,37 @@ private enum Golden {
         }
     }
 
+    /// Variants of the full specification, one feature changed each; every plan must validate.
+    static let variants: [(String, @Sendable (inout VMSpec) -> Void)] = [
+        ("serial off", { $0.serial = ConsoleSpec(mode: .off) }),
+        ("serial pty", { $0.serial = ConsoleSpec(mode: .pty) }),
+        ("serial tty, console tty", { $0.serial = ConsoleSpec(mode: .tty); $0.console = ConsoleSpec(mode: .tty) }),
+        ("serial file", { $0.serial = ConsoleSpec(mode: .file, path: "/run/qarax/serial.log") }),
+        ("console null", { $0.console = ConsoleSpec(mode: .null) }),
+        ("console pty", { $0.console = ConsoleSpec(mode: .pty) }),
+        ("hugepages 2M", { $0.memory.hugepages = true; $0.memory.shared = false }),
+        ("no hotplug, no topology", { $0.memory.hotplugSize = nil; $0.cpus.topology = nil; $0.cpus.affinity = [] }),
+        ("firmware", { $0.payload = PayloadSpec(firmware: "/var/lib/qarax/images/fw") }),
+        ("no vsock, no disks", { $0.vsock = nil; $0.disks = []; $0.rateLimitGroups = [] }),
+        ("vhost-user client without mac", { $0.nics[2].vhostMode = nil; $0.nics[2].mac = nil; $0.nics[2].mtu = nil }),
+        ("iommu nic on segment 95", { $0.nics[0].iommu = true; $0.nics[0].pciSegment = 95 }),
+        ("macvtap private 8 pairs", { $0.cpus = CPUSpec(bootVCPUs: 8); $0.nics[1].mode = .private; $0.nics[1].numQueues = 16 }),
+    ]
+
+    @Test(arguments: 0..<variants.count)
+    func everyVariantTranslatesToValidBodies(index: Int) throws {
+        let (label, change) = Self.variants[index]
+        var spec = try Golden.spec("full")
+        change(&spec)
+        #expect(spec.validate() == [], "\(label)")
+        let plan = try VmConfigTranslation.plan(for: spec, preparedNICs: Golden.prepared(spec), defaultVsockSocket: "/run/v.sock")
+        let validator = try OpenAPISchemaValidator.cloudHypervisor()
+        #expect(validator.validate(encoding: plan.vmConfig, against: "VmConfig") == [], "\(label)")
+        for attachment in plan.netAttachments {
+            #expect(validator.validate(encoding: attachment.body, against: "NetConfig") == [], "\(label)")
+        }
+    }
+
     @Test func hotplugBodiesValidate() throws {
         let validator = try OpenAPISchemaValidator.cloudHypervisor()
         let spec = try Golden.spec("full")
