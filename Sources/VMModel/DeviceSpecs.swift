@@ -78,14 +78,6 @@ public enum MacvtapMode: String, SpecEnum {
     case bridge, vepa, `private`, passthru
 }
 
-/// Which side of a vhost-user socket listens.
-public enum VhostMode: String, SpecEnum {
-    /// The backend listens; the VMM connects (the socket must exist before boot).
-    case client
-    /// The VMM listens; the backend connects.
-    case server
-}
-
 /// A virtio-net NIC. Kind-specific fields are only allowed on their kind.
 public struct NICSpec: Codable, Hashable, Sendable {
     public static let defaultNumQueues = 2
@@ -176,24 +168,16 @@ public struct NICSpec: Codable, Hashable, Sendable {
         iommu = try c.decodeIfPresent(Bool.self, forKey: .iommu) ?? false
     }
 
+    /// Which side of a vhost-user socket listens.
+    public enum VhostMode: String, SpecEnum {
+        /// The backend listens; the VMM connects (the socket must exist before boot).
+        case client
+        /// The VMM listens; the backend connects.
+        case server
+    }
+
     /// The MACVTAP mode in effect (`bridge` when omitted); `nil` for other kinds.
     public var effectiveMode: MacvtapMode? { kind == .macvtap ? (mode ?? .bridge) : nil }
-}
-
-/// Where a serial port or console goes.
-public enum ConsoleMode: String, SpecEnum {
-    /// No device.
-    case off
-    /// A pseudo-terminal the VMM allocates.
-    case pty
-    /// The VMM's standard output.
-    case tty
-    /// A file (`path`), written by the VMM.
-    case file
-    /// A Unix socket (`path`) the VMM listens on — serial port only.
-    case socket
-    /// The device exists, its output is discarded.
-    case null
 }
 
 /// A serial port or virtio console.
@@ -201,11 +185,27 @@ public struct ConsoleSpec: Codable, Hashable, Sendable {
     public static let defaultSerial = ConsoleSpec(mode: .null)
     public static let defaultConsole = ConsoleSpec(mode: .off)
 
-    public var mode: ConsoleMode
+    /// Where a serial port or console goes.
+    public enum Mode: String, SpecEnum {
+        /// No device.
+        case off
+        /// A pseudo-terminal the VMM allocates.
+        case pty
+        /// The VMM's standard output.
+        case tty
+        /// A file (`path`), written by the VMM.
+        case file
+        /// A Unix socket (`path`) the VMM listens on — serial port only.
+        case socket
+        /// The device exists, its output is discarded.
+        case null
+    }
+
+    public var mode: Mode
     /// The file (`file` mode) or socket (`socket` mode); absolute; not allowed with other modes.
     public var path: String?
 
-    public init(mode: ConsoleMode, path: String? = nil) {
+    public init(mode: Mode, path: String? = nil) {
         self.mode = mode
         self.path = path
     }
@@ -216,7 +216,7 @@ public struct ConsoleSpec: Codable, Hashable, Sendable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        mode = try c.decode(ConsoleMode.self, forKey: .mode)
+        mode = try c.decode(Mode.self, forKey: .mode)
         path = try c.decodeIfPresent(String.self, forKey: .path)
     }
 }

@@ -204,7 +204,7 @@ public enum VmConfigTranslation {
         TokenBucket(size: bucket.size, oneTimeBurst: bucket.oneTimeBurst, refillTime: bucket.refillTime)
     }
 
-    static func consoleMode(_ mode: VMModel.ConsoleMode) -> CloudHypervisorAPI.ConsoleMode {
+    static func consoleMode(_ mode: ConsoleSpec.Mode) -> ConsoleMode {
         switch mode {
         case .off: .off
         case .pty: .pty
