@@ -179,6 +179,11 @@ public struct VMCgroup: Hashable, Sendable {
         return count
     }
 
+    /// Whether the OOM killer has killed a process of this group since it was created.
+    public func wasOOMKilled() throws(CgroupError) -> Bool {
+        (try oomKillCount() ?? 0) > 0
+    }
+
     // MARK: Teardown
 
     /// SIGKILLs every process in the group and returns once the group is empty.

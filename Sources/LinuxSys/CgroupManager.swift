@@ -87,16 +87,25 @@ public struct CgroupManager: Hashable, Sendable {
                         v2Controllers: v2Controllers, v1Directories: v1Dirs)
     }
 
-    /// The group `name` as it would be planned with `limits`, for a group created earlier (e.g. by a
-    /// previous node daemon). Nothing is created.
-    public func open(name: String, usesCpuset: Bool = false) throws(CgroupError) -> VMCgroup {
-        try plan(name: name, limits: usesCpuset ? CgroupLimits(cpusetMems: "") : .none)
+    /// The group `name` created earlier (e.g. by a previous node daemon), for re-adoption and
+    /// teardown. Includes its cpuset directory when one exists. Nothing is created.
+    public func open(name: String) throws(CgroupError) -> VMCgroup {
+        let plain = try plan(name: name)
+        guard case let .v1(mountPoint, _)? = topology.location(of: "cpuset"),
+              CgroupFS.exists("\(mountPoint)/\(parent)/\(name)") else {
+            if let v2 = plain.v2Directory, topology.v2Controllers.contains("cpuset"),
+               (try? CgroupFS.read(v2 + "/cpuset.cpus"))?.isEmpty == false {
+                return try plan(name: name, limits: CgroupLimits(cpusetMems: ""))
+            }
+            return plain
+        }
+        return try plan(name: name, limits: CgroupLimits(cpusetMems: ""))
     }
 
     /// Creates the VM group `name` (and the parent where missing), applies `limits`, and returns it.
     ///
-    /// Call before spawning; hand `group.placement` to the launcher. An existing group without
-    /// processes is reused and its limits rewritten; one with processes is an error. On failure,
+    /// Call before spawning; hand `group.placement` to the launcher. A leftover group of the same
+    /// name without processes is removed and made afresh; one with processes is `.inUse`. On failure,
     /// the directories this call created for the VM are removed again (the shared parent stays).
     public func create(name: String, limits: CgroupLimits) throws(CgroupError) -> VMCgroup {
         try limits.validate()
@@ -105,6 +114,9 @@ public struct CgroupManager: Hashable, Sendable {
         if !existingPids.isEmpty {
             throw .inUse(path: group.allDirectories.first ?? name, pids: existingPids)
         }
+        // A leftover empty group is removed so no limit of its earlier life survives.
+        let leftover = try open(name: name)
+        if leftover.allDirectories.contains(where: CgroupFS.exists) { try leftover.remove() }
         try checkCpusetWithinHost(limits, group: group)
         var created: [String] = []
         do {

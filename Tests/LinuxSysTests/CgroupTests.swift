@@ -28,6 +28,7 @@ struct CgroupTests {
             #expect(try group.readLimits() == limits)
             #expect(try group.memberPIDs().isEmpty)
             #expect(try group.oomKillCount() == 0)
+            #expect(try !group.wasOOMKilled())
         }
     }
 
@@ -55,6 +56,17 @@ struct CgroupTests {
             #expect(try CgroupFixture.cgroupLines(of: pid).contains { $0.hasSuffix("cpuset:/\(manager.parent)/\(group.name)") })
             try group.killAll()
         }
+    }
+
+    @Test func openFindsAnEarlierGroupIncludingItsCpuset() throws {
+        let manager = try CgroupManager.detect()
+        let created = try manager.create(name: CgroupFixture.uniqueName(), limits: CgroupLimits(cpusetCpus: "0"))
+        defer { try? created.remove() }
+        let opened = try manager.open(name: created.name)
+        #expect(opened == created)
+        try opened.remove()
+        #expect(created.allDirectories.allSatisfy { !CgroupFS.exists($0) })
+        #expect(try manager.open(name: created.name).directory(for: "cpuset") == nil)
     }
 
     @Test func cpusetOutsideTheHostIsAFieldError() throws {
@@ -140,6 +152,7 @@ struct CgroupTests {
             defer { close(reader) }
             #expect(CgroupFixture.reap(pid) == .signaled(SIGKILL))
             #expect(try group.oomKillCount() == 1)
+            #expect(try group.wasOOMKilled())
         }
     }
 
@@ -156,14 +169,17 @@ struct CgroupTests {
 
     @Test func existingGroupWithProcessesIsInUse() throws {
         let manager = try CgroupManager.detect()
-        try CgroupFixture.withGroup(manager, limits: .none) { group in
+        try CgroupFixture.withGroup(manager, limits: CgroupLimits(pidsMax: 5)) { group in
             let pid = try CgroupFixture.spawn(["/bin/sleep", "1000"])
             defer { CgroupFixture.reap(pid) }
             try group.addProcess(pid)
-            #expect(throws: CgroupError.self) { try manager.create(name: group.name, limits: .none) }
+            #expect(throws: CgroupError.inUse(path: group.allDirectories[0], pids: [pid])) {
+                try manager.create(name: group.name, limits: .none)
+            }
             try group.killAll()
-            let again = try manager.create(name: group.name, limits: CgroupLimits(pidsMax: 5))
-            #expect(try again.readLimits().pidsMax == 5)
+            let again = try manager.create(name: group.name, limits: CgroupLimits(memoryMax: 32 << 20))
+            #expect(try again.readLimits().memoryMax == 32 << 20)
+            #expect(try again.readLimits().pidsMax == nil, "no limit survives from the earlier group")
         }
     }
 }

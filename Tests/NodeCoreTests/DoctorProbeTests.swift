@@ -60,9 +60,11 @@ import Testing
 
     @Test func seccompStatusField() {
         #expect(HostChecks.parseStatusField("Seccomp", in: "Name:\tx\nSeccomp:\t2\nSeccomp_filters:\t1\n") == "2")
-        let none = HostChecks.seccomp(status: "Name:\tx\n")
+        let none = HostChecks.seccomp(status: "Name:\tx\n", prctlMode: -EINVAL)
         #expect(!none.passed)
         #expect(none.fix?.contains("CONFIG_SECCOMP") == true)
+        let byPrctl = HostChecks.seccomp(status: "", prctlMode: 0)
+        #expect(byPrctl.details["mode"] == .string("0"))
     }
 
     @Test func cgroupsCheckOnHybridAndBrokenHosts() {

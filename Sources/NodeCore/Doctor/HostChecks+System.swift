@@ -80,8 +80,10 @@ extension HostChecks {
 
     /// Seccomp filter support: the `Seccomp:` status field exists, and `SECCOMP_GET_ACTION_AVAIL`
     /// confirms the actions qarax's policies use (kill-process and errno).
-    public static func seccomp(status: String) -> CheckResult {
-        guard let mode = parseStatusField("Seccomp", in: status) else {
+    /// `prctlMode` is `prctl(PR_GET_SECCOMP)`'s result (or -errno), read when nil.
+    public static func seccomp(status: String, prctlMode: Int32? = nil) -> CheckResult {
+        let prctlMode = prctlMode ?? qx_seccomp_mode()
+        guard let mode = parseStatusField("Seccomp", in: status) ?? (prctlMode >= 0 ? "\(prctlMode)" : nil) else {
             return CheckResult(.seccomp, passed: false, summary: "the kernel has no seccomp (no Seccomp: in /proc/self/status)",
                                fix: "run a kernel built with CONFIG_SECCOMP=y and CONFIG_SECCOMP_FILTER=y")
         }
