@@ -120,11 +120,20 @@ struct TempDir {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
     }
 
-    func write(_ relative: String, _ content: String, mode: Int = 0o644) throws {
-        let url = URL(fileURLWithPath: path + "/" + relative)
+    /// Writes through a close-on-exec descriptor, so a process spawned meanwhile by a parallel test
+    /// cannot keep the file open for writing (which would make exec of a script fail with ETXTBSY).
+    func write(_ relative: String, _ content: String, mode: mode_t = 0o644) throws {
+        let file = path + "/" + relative
+        let url = URL(fileURLWithPath: file)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try content.write(to: url, atomically: false, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: url.path)
+        let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw SystemError("open \(file)", errno: errno) }
+        defer { close(fd) }
+        let bytes = Array(content.utf8)
+        guard bytes.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
+            throw SystemError("write \(file)", errno: errno)
+        }
+        guard fchmod(fd, mode) == 0 else { throw SystemError("fchmod \(file)", errno: errno) }
     }
 
     func remove() {

@@ -22,6 +22,8 @@ public enum CommandRunner {
         public var text: String
     }
 
+    static let textBusyRetries = 100
+
     /// The environment the helper gets: nothing of ours is inherited.
     static let environment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"]
 
@@ -102,7 +104,14 @@ public enum CommandRunner {
             for env in envp { free(env) }
         }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        var rc: Int32 = 0
+        // ETXTBSY: the file is still open for writing somewhere, typically a just-written script
+        // whose descriptor another thread's fork holds until its exec; that window is short.
+        for _ in 0..<Self.textBusyRetries {
+            rc = posix_spawn(&pid, path, &actions, nil, argv, envp)
+            if rc != ETXTBSY { break }
+            sched_yield()
+        }
         if rc != 0 { throw SystemError("posix_spawn \(path)", errno: rc) }
         return pid
     }
