@@ -166,13 +166,20 @@ public struct VMCgroup: Hashable, Sendable {
     }
 
     /// How many processes of the group the OOM killer has killed (v2 `memory.events` `oom_kill`,
-    /// v1 `memory.oom_control` `oom_kill`); nil when the group has no memory controller.
+    /// v1 `memory.oom_control` `oom_kill`); nil when the group has no memory controller or the
+    /// group is gone.
     /// Call after a VMM exits by SIGKILL to tell an OOM kill from any other.
     public func oomKillCount() throws(CgroupError) -> UInt64? {
         guard let (dir, isV2) = directory(for: "memory") else { return nil }
         let path = dir + (isV2 ? "/memory.events" : "/memory.oom_control")
         let text: String
-        do { text = try readProcFile(path) } catch { throw .system(error) }
+        do {
+            text = try readProcFile(path)
+        } catch where error.errno == ENOENT {
+            return nil
+        } catch {
+            throw .system(error)
+        }
         guard let count = CgroupFS.keyedValue("oom_kill", in: text) else {
             throw .unparsable(path: path, content: text)
         }
