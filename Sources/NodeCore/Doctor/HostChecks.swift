@@ -94,7 +94,9 @@ public enum HostChecks {
         } catch {
             let what = error.errno == ENOENT ? "is missing" : "cannot be opened (\(error.errnoName))"
             let suffix = purpose.map { " (optional: \($0))" } ?? ""
-            return CheckResult(check, passed: false, summary: "\(path) \(what)\(suffix)", fix: fix,
+            let hint = (error.errno == EACCES || error.errno == EPERM)
+                ? "run qarax-node as root, or give its user read-write access to \(path)" : fix
+            return CheckResult(check, passed: false, summary: "\(path) \(what)\(suffix)", fix: hint,
                                details: ["path": .string(path)])
         }
         return CheckResult(check, passed: true, summary: "\(path) opens", details: ["path": .string(path)])

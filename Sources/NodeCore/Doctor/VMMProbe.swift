@@ -31,14 +31,18 @@ public enum VMMKind: String, CaseIterable, Sendable {
         }
     }
 
-    var installHint: String {
+    /// How to get the VMM.
+    var packageHint: String {
         switch self {
-        case .cloudHypervisor:
-            "install cloud-hypervisor from https://github.com/cloud-hypervisor/cloud-hypervisor/releases into PATH, or pass --cloud-hypervisor-binary PATH"
-        case .qemu:
-            "apt-get install qemu-system-x86, or pass --qemu-binary PATH"
+        case .cloudHypervisor: "install cloud-hypervisor from https://github.com/cloud-hypervisor/cloud-hypervisor/releases"
+        case .qemu: "apt-get install qemu-system-x86"
         }
     }
+
+    var installHint: String { "\(packageHint) into PATH, or pass \(flag) PATH" }
+
+    /// The fix when the binary named by the flag is unusable.
+    var flagHint: String { "point \(flag) at a working \(binaryName) (\(packageHint)), or drop the flag to search PATH" }
 
     /// The version in `--version` output: `cloud-hypervisor v52.0` → `52.0`,
     /// `QEMU emulator version 7.2.19 (Debian …)` → `7.2.19`.
@@ -95,7 +99,7 @@ public enum VMMProbe {
         guard isExecutableFile(path) else {
             let reason = access(path, F_OK) == 0 ? "is not an executable file" : "does not exist"
             return CheckResult(kind.check, passed: false, summary: "\(source) \(path) \(reason)",
-                               fix: "point \(kind.flag) at the \(kind.binaryName) executable, or " + kind.installHint,
+                               fix: kind.flagHint,
                                details: details)
         }
         let output: CommandRunner.Output
