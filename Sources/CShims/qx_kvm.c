@@ -35,6 +35,6 @@ uint32_t qx_seccomp_ret_trap(void) { return SECCOMP_RET_TRAP; }
 uint32_t qx_seccomp_ret_log(void) { return SECCOMP_RET_LOG; }
 uint32_t qx_seccomp_ret_user_notif(void) { return SECCOMP_RET_USER_NOTIF; }
 
-int qx_pipe_cloexec(int fds[2]) {
+int qx_pipe2_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC) < 0 ? -errno : 0;
 }

@@ -49,7 +49,7 @@ import Testing
     }
 
     @Test func fakeVMMScriptIsDetectedWithItsVersion() throws {
-        let dir = try TempDir()
+        let dir = try DoctorScratchDir()
         defer { dir.remove() }
         try dir.write("cloud-hypervisor", "#!/bin/sh\necho 'cloud-hypervisor v99.1'\n", mode: 0o755)
         let byFlag = VMMProbe.check(.cloudHypervisor, explicitPath: dir.path + "/cloud-hypervisor",
@@ -66,7 +66,7 @@ import Testing
     }
 
     @Test func brokenOrSilentVMMsFail() throws {
-        let dir = try TempDir()
+        let dir = try DoctorScratchDir()
         defer { dir.remove() }
         try dir.write("qemu-fails", "#!/bin/sh\necho 'QEMU emulator version 7.2.0'\nexit 3\n", mode: 0o755)
         try dir.write("qemu-noexec", "#!/bin/sh\n", mode: 0o644)
@@ -80,16 +80,16 @@ import Testing
     }
 
     @Test func hangingVMMIsKilledAtTheDeadline() throws {
-        let dir = try TempDir()
+        let dir = try DoctorScratchDir()
         defer { dir.remove() }
         try dir.write("hang", "#!/bin/sh\nexec /bin/sleep 600\n", mode: 0o755)
-        let output = try CommandRunner.run(dir.path + "/hang", arguments: [], timeout: .milliseconds(200))
+        let output = try BoundedCommand.run(dir.path + "/hang", arguments: [], timeout: .milliseconds(200))
         #expect(output.termination == .timedOut)
     }
 
     @Test func commandOutputAndEnvironmentAreCaptured() throws {
-        let output = try CommandRunner.run("/usr/bin/env", arguments: [], timeout: .seconds(10))
+        let output = try BoundedCommand.run("/usr/bin/env", arguments: [], timeout: .seconds(10))
         #expect(output.termination == .exited(0))
-        #expect(output.text.split(separator: "\n").sorted() == CommandRunner.environment.sorted().map { Substring($0) })
+        #expect(output.text.split(separator: "\n").sorted() == BoundedCommand.environment.sorted().map { Substring($0) })
     }
 }

@@ -85,7 +85,7 @@ import Testing
     }
 
     @Test func hugepagesFromASysfsTree() throws {
-        let root = try TempDir()
+        let root = try DoctorScratchDir()
         defer { root.remove() }
         for (size, total, free) in [(2048, "16", "10"), (1_048_576, "0", "0")] {
             try root.write("mm/hugepages-\(size)kB/nr_hugepages", total + "\n")
@@ -112,7 +112,7 @@ import Testing
 }
 
 /// A scratch directory under /tmp, removed by `remove()`.
-struct TempDir {
+struct DoctorScratchDir {
     let path: String
 
     init() throws {

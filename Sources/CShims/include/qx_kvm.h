@@ -24,4 +24,4 @@ uint32_t qx_seccomp_ret_log(void);
 uint32_t qx_seccomp_ret_user_notif(void);
 
 // pipe2(2) is hidden without _GNU_SOURCE: both ends close-on-exec, created atomically.
-int qx_pipe_cloexec(int fds[_Nonnull 2]);
+int qx_pipe2_cloexec(int fds[_Nonnull 2]);

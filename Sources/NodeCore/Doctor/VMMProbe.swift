@@ -102,9 +102,9 @@ public enum VMMProbe {
                                fix: kind.flagHint,
                                details: details)
         }
-        let output: CommandRunner.Output
+        let output: BoundedCommand.Output
         do {
-            output = try CommandRunner.run(path, arguments: ["--version"], timeout: timeout)
+            output = try BoundedCommand.run(path, arguments: ["--version"], timeout: timeout)
         } catch {
             return CheckResult(kind.check, passed: false, summary: "\(path) --version could not run: \(error)",
                                fix: "check that \(path) is a working \(kind.binaryName) for this machine", details: details)

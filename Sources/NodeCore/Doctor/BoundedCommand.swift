@@ -10,7 +10,7 @@ public import LinuxSys
 /// Waits with `poll` on the output pipe and the child's pidfd, so the call blocks the calling
 /// thread for at most `timeout`; a child still running then is SIGKILLed. Callers on Swift
 /// concurrency run it on a dedicated thread.
-public enum CommandRunner {
+public enum BoundedCommand {
     public enum Termination: Equatable, Sendable {
         case exited(Int32)
         case signaled(Int32)
@@ -31,7 +31,7 @@ public enum CommandRunner {
                            outputLimit: Int = 64 << 10) throws(SystemError) -> Output {
         var fds: (Int32, Int32) = (-1, -1)
         let r = withUnsafeMutablePointer(to: &fds) {
-            $0.withMemoryRebound(to: Int32.self, capacity: 2) { qx_pipe_cloexec($0) }
+            $0.withMemoryRebound(to: Int32.self, capacity: 2) { qx_pipe2_cloexec($0) }
         }
         if r < 0 { throw SystemError("pipe2", negated: r) }
         let reader = FileDescriptor(adopting: fds.0)
