@@ -6,10 +6,11 @@ import CShims
 /// One VM's cgroup: its directories in the cgroup2 hierarchy and in each v1 hierarchy it joins.
 ///
 /// Made by `CgroupManager.create` (or `plan`/`open` for an existing group). A plain value: the
-/// kernel holds the state; methods read and write the cgroup files.
-public struct VMCgroup: Hashable, Sendable {
+/// kernel holds the state; methods read and write the cgroup files. Codable, so it can live in
+/// durable per-VM state (or rebuild it with `CgroupManager.open(name:)`).
+public struct VMCgroup: Hashable, Sendable, Codable {
     /// The group's directory in one cgroup-v1 hierarchy.
-    public struct V1Directory: Hashable, Sendable {
+    public struct V1Directory: Hashable, Sendable, Codable {
         /// e.g. `/sys/fs/cgroup/memory/qarax/vm-1`.
         public var path: String
         /// e.g. `/sys/fs/cgroup/memory`.

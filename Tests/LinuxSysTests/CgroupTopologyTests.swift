@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import LinuxSys
 
@@ -100,6 +101,15 @@ import Testing
                            "/sys/fs/cgroup/pids/qarax/vm-1/cgroup.procs"]))
         let withCpuset = try CgroupManager(topology: t).plan(name: "vm-1", limits: CgroupLimits(cpusetCpus: "0"))
         #expect(withCpuset.v1Directories.map(\.path).contains("/sys/fs/cgroup/cpuset/qarax/vm-1"))
+    }
+
+    @Test func groupSurvivesDurableState() throws {
+        var t = CgroupTopology.parse(mountinfo: Self.hybridHost)
+        t.v2?.controllers = ["hugetlb"]
+        let group = try CgroupManager(topology: t).plan(name: "vm-7", limits: CgroupLimits(cpusetMems: "0"))
+        let decoded = try JSONDecoder().decode(VMCgroup.self, from: JSONEncoder().encode(group))
+        #expect(decoded == group)
+        #expect(decoded.placement == group.placement)
     }
 
     @Test func planOnUnifiedHostUsesOnlyTheV2Directory() throws {
