@@ -19,6 +19,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
@@ -41,11 +42,22 @@ let package = Package(
         // Host networking over netlink (libnl) and ioctls.
         .target(name: "NetPlumbing", dependencies: ["LinuxSys", "CShims", "CLibNL"], swiftSettings: strict),
 
+        // The operator's VM specification and its validation: pure Swift + Foundation, no C libraries.
+        .target(name: "VMModel", swiftSettings: strict),
+
+        // Cloud Hypervisor's REST API types and a validator for its OpenAPI document (bundled).
+        .target(
+            name: "CloudHypervisorAPI",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            resources: [.copy("Resources")],
+            swiftSettings: strict
+        ),
+
         // Everything qarax-node does, as a library the tests can reach.
         .target(
             name: "NodeCore",
             dependencies: [
-                "NetPlumbing", "LinuxSys", "CShims",
+                "NetPlumbing", "LinuxSys", "CShims", "VMModel", "CloudHypervisorAPI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -57,7 +69,7 @@ let package = Package(
         .target(
             name: "CHSimulator",
             dependencies: [
-                "LinuxSys", "CShims",
+                "LinuxSys", "CShims", "CloudHypervisorAPI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -79,10 +91,17 @@ let package = Package(
 
         .testTarget(name: "LinuxSysTests", dependencies: ["LinuxSys"], swiftSettings: strict),
         .testTarget(name: "NetPlumbingTests", dependencies: ["NetPlumbing", "LinuxSys"], swiftSettings: strict),
-        .testTarget(name: "NodeCoreTests", dependencies: ["NodeCore", "NetPlumbing", "LinuxSys"], swiftSettings: strict),
+        .testTarget(
+            name: "NodeCoreTests",
+            dependencies: ["NodeCore", "NetPlumbing", "LinuxSys", "VMModel", "CloudHypervisorAPI"],
+            resources: [.copy("Golden")],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "VMModelTests", dependencies: ["VMModel"], swiftSettings: strict),
+        .testTarget(name: "CloudHypervisorAPITests", dependencies: ["CloudHypervisorAPI"], swiftSettings: strict),
         .testTarget(
             name: "CloudHypervisorTests",
-            dependencies: ["NodeCore", "CHSimulator", "LinuxSys", "CShims", "ch-sim"],
+            dependencies: ["NodeCore", "CHSimulator", "LinuxSys", "CShims", "VMModel", "CloudHypervisorAPI", "ch-sim"],
             swiftSettings: strict
         ),
     ]

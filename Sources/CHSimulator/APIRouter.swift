@@ -26,6 +26,6 @@ public struct APIRouter: Sendable {
 
     /// CH's error body: a JSON array of strings.
     public static func chain(_ items: [String]) -> [UInt8] {
-        JSONValue.array(items.map(JSONValue.string)).encoded()
+        SimJSON.array(items.map(SimJSON.string)).encoded()
     }
 }

@@ -10,8 +10,8 @@ public typealias BodyValidator = @Sendable (_ path: String, _ body: [UInt8]) -> 
 /// JSON parsing plus the required fields and types of the bodies the simulator consumes.
 public enum DefaultBodyValidator {
     public static func validate(path: String, body: [UInt8]) -> [String] {
-        let json: JSONValue
-        switch JSONValue.parse(body) {
+        let json: SimJSON
+        switch SimJSON.parse(body) {
         case .success(let value): json = value
         case .failure(let error): return [error.message]
         }
@@ -61,7 +61,7 @@ public enum DefaultBodyValidator {
     struct Checker {
         var problems: [String] = []
 
-        mutating func vmConfig(_ json: JSONValue, at path: String) {
+        mutating func vmConfig(_ json: SimJSON, at path: String) {
             let topology: Kind = .object(["threads_per_core": .u8(min: 0), "cores_per_die": .u8(min: 0),
                                           "dies_per_package": .u8(min: 0), "packages": .u8(min: 0)], required: [])
             let affinity: Kind = .array(.object(["vcpu": .u8(min: 0), "host_cpus": .intArray], required: ["vcpu", "host_cpus"]))
@@ -92,11 +92,11 @@ public enum DefaultBodyValidator {
             ])
         }
 
-        mutating func object(_ json: JSONValue, at path: String, _ fields: [String: Kind], required: [String] = []) {
+        mutating func object(_ json: SimJSON, at path: String, _ fields: [String: Kind], required: [String] = []) {
             check(json, at: path, .object(fields, required: required))
         }
 
-        mutating func check(_ json: JSONValue, at path: String, _ kind: Kind) {
+        mutating func check(_ json: SimJSON, at path: String, _ kind: Kind) {
             let name = path.isEmpty ? "body" : path
             func fail(_ expected: String) {
                 problems.append("invalid type: \(json.typeName) at \(name), expected \(expected)")

@@ -1,14 +1,14 @@
 import Foundation
 
 /// A JSON document as the simulator stores and echoes it (object key order is not kept).
-public enum JSONValue: Sendable, Equatable, Codable {
+public enum SimJSON: Sendable, Equatable, Codable {
     case null
     case bool(Bool)
     case int(Int64)
     case double(Double)
     case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
+    case array([SimJSON])
+    case object([String: SimJSON])
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
@@ -17,8 +17,8 @@ public enum JSONValue: Sendable, Equatable, Codable {
         else if let i = try? c.decode(Int64.self) { self = .int(i) }
         else if let d = try? c.decode(Double.self) { self = .double(d) }
         else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
+        else if let a = try? c.decode([SimJSON].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: SimJSON].self)) }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -35,12 +35,12 @@ public enum JSONValue: Sendable, Equatable, Codable {
     }
 
     /// Parses `bytes` as strict JSON (RFC 8259, like serde_json); the error text says why it failed.
-    public static func parse(_ bytes: [UInt8]) -> Result<JSONValue, ParseError> {
+    public static func parse(_ bytes: [UInt8]) -> Result<SimJSON, ParseError> {
         if let offset = trailingCommaOffset(bytes) {
             return .failure(ParseError(message: "trailing comma at byte \(offset)"))
         }
         do {
-            return .success(try JSONDecoder().decode(JSONValue.self, from: Data(bytes)))
+            return .success(try JSONDecoder().decode(SimJSON.self, from: Data(bytes)))
         } catch let DecodingError.dataCorrupted(context) {
             let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
             return .failure(ParseError(message: underlying ?? context.debugDescription))
@@ -87,13 +87,13 @@ public enum JSONValue: Sendable, Equatable, Codable {
         return (try? Array(encoder.encode(self))) ?? Array("null".utf8)
     }
 
-    public subscript(key: String) -> JSONValue? {
+    public subscript(key: String) -> SimJSON? {
         if case .object(let o) = self { return o[key] }
         return nil
     }
 
-    public var objectValue: [String: JSONValue]? { if case .object(let o) = self { o } else { nil } }
-    public var arrayValue: [JSONValue]? { if case .array(let a) = self { a } else { nil } }
+    public var objectValue: [String: SimJSON]? { if case .object(let o) = self { o } else { nil } }
+    public var arrayValue: [SimJSON]? { if case .array(let a) = self { a } else { nil } }
     public var stringValue: String? { if case .string(let s) = self { s } else { nil } }
     public var intValue: Int64? { if case .int(let i) = self { i } else { nil } }
     public var boolValue: Bool? { if case .bool(let b) = self { b } else { nil } }

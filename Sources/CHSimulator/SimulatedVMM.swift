@@ -38,7 +38,7 @@ public struct SimulatedVMM: Sendable {
         public var afterward: Afterward = .none
     }
 
-    public private(set) var config: [String: JSONValue]?
+    public private(set) var config: [String: SimJSON]?
     public private(set) var runState: RunState?
     private var nextDeviceIndex = 0
     private var nextSlot = 1
@@ -120,7 +120,7 @@ public struct SimulatedVMM: Sendable {
     // MARK: calls
 
     private func ping() -> Reply {
-        let body: JSONValue = .object([
+        let body: SimJSON = .object([
             "build_version": .string("ch-sim (test double)"),
             "version": .string("v52.0-ch-sim"),
             "pid": .int(Int64(pid)),
@@ -131,7 +131,7 @@ public struct SimulatedVMM: Sendable {
 
     private mutating func create(_ body: [UInt8]) -> Reply {
         guard config == nil else { return error("The VM could not be created", "VM is already created") }
-        guard case .success(let json) = JSONValue.parse(body), var object = json.objectValue else {
+        guard case .success(let json) = SimJSON.parse(body), var object = json.objectValue else {
             return error("The VM could not be created", "invalid config")
         }
         // Defaults the real VMM fills in (and echoes in vm.info).
@@ -241,7 +241,7 @@ public struct SimulatedVMM: Sendable {
         guard let config, let state = reportedState else { return error("The VM info is not available", "VM is not created") }
         let memory = config["memory"]
         let size = (memory?["size"]?.intValue ?? 0) + (memory?["hotplugged_size"]?.intValue ?? 0)
-        let body: JSONValue = .object([
+        let body: SimJSON = .object([
             "config": .object(config),
             "state": .string(state),
             "memory_actual_size": .int(size),
@@ -252,7 +252,7 @@ public struct SimulatedVMM: Sendable {
     private func counters() -> Reply {
         guard let config else { return error("Error getting counters", "VM is not created") }
         guard runState != nil else { return error("Error getting counters", "VM is not running") }
-        var result: [String: JSONValue] = [:]
+        var result: [String: SimJSON] = [:]
         for disk in config["disks"]?.arrayValue ?? [] {
             if let id = disk["id"]?.stringValue {
                 result[id] = .object(["read_bytes": .int(0), "read_ops": .int(0), "write_bytes": .int(0), "write_ops": .int(0)])
@@ -263,13 +263,13 @@ public struct SimulatedVMM: Sendable {
                 result[id] = .object(["rx_bytes": .int(0), "rx_frames": .int(0), "tx_bytes": .int(0), "tx_frames": .int(0)])
             }
         }
-        return Reply(status: 200, body: JSONValue.object(result).encoded())
+        return Reply(status: 200, body: SimJSON.object(result).encoded())
     }
 
     private mutating func resize(_ body: [UInt8]) -> Reply {
         let action = "The VM could not be resized"
         guard var config else { return error(action, "VM is not created") }
-        guard case .success(let json) = JSONValue.parse(body) else { return error(action, "invalid request") }
+        guard case .success(let json) = SimJSON.parse(body) else { return error(action, "invalid request") }
         var cpus = config["cpus"]?.objectValue ?? [:]
         var memory = config["memory"]?.objectValue ?? [:]
         if let vcpus = json["desired_vcpus"]?.intValue {
@@ -295,7 +295,7 @@ public struct SimulatedVMM: Sendable {
 
     private mutating func addDevice(kind: String, prefix: String, action: String, body: [UInt8], descriptors: [Int32]) -> Reply {
         guard var config else { return error(action, "VM is not created") }
-        guard case .success(let json) = JSONValue.parse(body), var device = json.objectValue else {
+        guard case .success(let json) = SimJSON.parse(body), var device = json.objectValue else {
             return error(action, "invalid request")
         }
         if kind == "net" {
@@ -332,13 +332,13 @@ public struct SimulatedVMM: Sendable {
         nextSlot += 1
         slots[id] = slot
         let bdf = "0000:00:" + (slot < 16 ? "0" : "") + String(slot, radix: 16) + ".0"
-        return Reply(status: 200, body: JSONValue.object(["id": .string(id), "bdf": .string(bdf)]).encoded())
+        return Reply(status: 200, body: SimJSON.object(["id": .string(id), "bdf": .string(bdf)]).encoded())
     }
 
     private mutating func removeDevice(_ body: [UInt8]) -> Reply {
         let action = "The device could not be removed from the VM"
         guard var config else { return error(action, "VM is not created") }
-        guard case .success(let json) = JSONValue.parse(body), let id = json["id"]?.stringValue else {
+        guard case .success(let json) = SimJSON.parse(body), let id = json["id"]?.stringValue else {
             return error(action, "invalid request")
         }
         var found = false
@@ -357,7 +357,7 @@ public struct SimulatedVMM: Sendable {
 
     // MARK: helpers
 
-    private mutating func assignID(_ device: JSONValue, prefix: String) -> JSONValue {
+    private mutating func assignID(_ device: SimJSON, prefix: String) -> SimJSON {
         guard var object = device.objectValue else { return device }
         if object["id"] == nil {
             object["id"] = .string("\(prefix)\(nextDeviceIndex)")
@@ -368,7 +368,7 @@ public struct SimulatedVMM: Sendable {
 
     /// A 500 with CH's chain: "Error from API", the action, then the causes.
     private func error(_ action: String, _ causes: String...) -> Reply {
-        Reply(status: 500, body: JSONValue.array(([ "Error from API", action] + causes).map(JSONValue.string)).encoded())
+        Reply(status: 500, body: SimJSON.array(([ "Error from API", action] + causes).map(SimJSON.string)).encoded())
     }
 
     private func readFile(_ path: String) -> [UInt8]? {

@@ -95,7 +95,7 @@ enum SerialPort {
     /// `Socket` mode: the VMM listens; output waits for the first client.
     case socket(listener: Int32, path: String)
 
-    static func open(config: JSONValue?, log: SimLog) -> SerialPort {
+    static func open(config: SimJSON?, log: SimLog) -> SerialPort {
         let mode = config?["mode"]?.stringValue ?? "Null"
         switch mode {
         case "Tty":
