@@ -20,8 +20,16 @@ public enum SimulatorMain {
             writeAll(STDOUT_FILENO, Array("cloud-hypervisor v52.0-ch-sim (test double)\n".utf8))
             exit(0)
         }
+        // Bodies are checked against the OpenAPI document; without it, by the built-in checks.
+        let validator: BodyValidator
         do {
-            try SimulatorServer(options: options).run()
+            validator = try OpenAPIBodyValidator.make()
+        } catch {
+            writeAll(STDERR_FILENO, Array("ch-sim: OpenAPI document unavailable (\(error)); using built-in body checks\n".utf8))
+            validator = DefaultBodyValidator.validate
+        }
+        do {
+            try SimulatorServer(options: options, validator: validator).run()
         } catch {
             writeAll(STDERR_FILENO, Array("ch-sim: \(error)\n".utf8))
             exit(1)
