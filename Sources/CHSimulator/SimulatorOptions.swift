@@ -163,7 +163,8 @@ public struct SimulatorOptions: Sendable, Equatable {
 
     It serves cloud-hypervisor's API (http://localhost/api/v1/...) on a Unix socket with the real
     VMM's status codes, error format (JSON arrays of strings; 400 only for bodies that fail to
-    deserialize, 500 for every other error) and state machine, writes events in the real
+    deserialize, 500 for every other error) and state machine, checks request bodies against
+    cloud-hypervisor's OpenAPI document (as leniently as the VMM), writes events in the real
     --event-monitor format, accepts descriptors passed with vm.add-net, and simulates the
     project's tiny guest: after vm.boot, a kernel file containing QARAX-GUEST-READY makes it
     print that line on the configured serial port, and a cmdline with qarax.poweroff=1 makes the
