@@ -198,6 +198,8 @@ struct SpawnLaunchTests {
     /// failing launches leave no descriptor and no child (zombie or not) behind.
     @Test func failedLaunchesLeaveNothingBehind() async {
         await #expect(processExitsWith: .success) {
+            // Once before counting, so one-time initialisation (runtime, caches) is not mistaken for a leak.
+            if !SpawnLaunchTests.launchesAndExits(code: 3) { exit(1) }
             let before = SpawnFixture.directoryEntries("/proc/self/fd").count
             for (_, change, step, expected) in SpawnLaunchTests.failures {
                 var plan = SpawnFixture.probePlan("exit", "0")
@@ -209,13 +211,18 @@ struct SpawnLaunchTests {
                     if error != LaunchError.childStep(step, errno: expected) { exit(3) }
                 }
             }
-            guard let process = try? Launcher.launchBlocking(SpawnFixture.probePlan("exit", "7")) else { exit(4) }
-            guard let status = try? process.waitBlocking(), status == .exited(7) else { exit(5) }
+            if !SpawnLaunchTests.launchesAndExits(code: 7) { exit(4) }
             let after = SpawnFixture.directoryEntries("/proc/self/fd").count
             if after != before { exit(6) }
             var info = siginfo_t()
             if waitid(P_ALL, 0, &info, WEXITED | WNOHANG) == 0 || errno != ECHILD { exit(7) }
             exit(0)
         }
+    }
+
+    /// Launches `qx-probe exit code`, waits, and drops the process (closing its pidfd).
+    static func launchesAndExits(code: Int32) -> Bool {
+        guard let process = try? Launcher.launchBlocking(SpawnFixture.probePlan("exit", "\(code)")) else { return false }
+        return (try? process.waitBlocking()) == .exited(code)
     }
 }
