@@ -1,10 +1,12 @@
 // The jailed launcher's child: everything between clone3 and execve.
 //
-// The child is a copy of one thread of a multi-threaded Swift process. Other threads' locks (malloc,
-// stdio, the Swift runtime) may be held forever in this copy, so the child calls only raw syscalls
-// and async-signal-safe libc wrappers, allocates nothing and touches only memory Swift prepared
-// before clone3. Identity changes use raw syscalls: glibc's setuid/setgroups broadcast to the
-// threads glibc believes exist, which are not in this process.
+// On x86_64 the child shares the parent's memory (CLONE_VM | CLONE_VFORK, as posix_spawn does) and
+// runs on a stack carved from qx_spawn's frame while the calling thread is suspended; elsewhere it
+// is a copy-on-write copy. Either way it is born from one thread of a multi-threaded Swift process
+// whose other threads may hold locks (malloc, stdio, the Swift runtime) forever from its point of
+// view, so the child calls only raw syscalls and async-signal-safe libc wrappers, allocates
+// nothing, and writes only to its own stack and the request's fd_scratch. Identity changes use raw
+// syscalls: glibc's setuid/setgroups broadcast to the threads glibc believes exist.
 #include "qx_spawn.h"
 
 #include <errno.h>
@@ -227,6 +229,41 @@ __attribute__((noreturn)) static void qx_child(const struct qx_spawn_request *re
     qx_fail(report, QX_STEP_EXEC, errno);
 }
 
+#if defined(__x86_64__)
+#define QX_CHILD_STACK (32 * 1024)
+
+struct qx_child_start {
+    const struct qx_spawn_request *request;
+    int report_fd;
+};
+
+// The child's first C frame on its own stack.
+__attribute__((noreturn, used)) static void qx_child_entry(struct qx_child_start *start) {
+    qx_child(start->request, start->report_fd);
+}
+
+// clone3 with a new stack: the child returns from the syscall on that stack with no frame to go
+// back to, so it must jump straight into C from assembly. Returns the pid (parent) or -errno.
+static long qx_clone3_on_stack(struct qx_clone_args *args, struct qx_child_start *start) {
+    register void *entry __asm__("r12") = (void *)qx_child_entry;
+    register void *argument __asm__("r13") = start;
+    long ret;
+    __asm__ volatile(
+        "syscall\n\t"
+        "test %%rax, %%rax\n\t"
+        "jnz 1f\n\t"
+        "xor %%ebp, %%ebp\n\t"
+        "mov %%r13, %%rdi\n\t"
+        "call *%%r12\n\t"
+        "hlt\n"
+        "1:\n\t"
+        : "=a"(ret)
+        : "a"((long)SYS_clone3), "D"(args), "S"(sizeof *args), "r"(entry), "r"(argument)
+        : "rcx", "r11", "memory");
+    return ret;
+}
+#endif
+
 int qx_spawn(const struct qx_spawn_request *request, struct qx_spawn_result *result) {
     memset(result, 0, sizeof *result);
     result->pid = -1;
@@ -252,9 +289,24 @@ int qx_spawn(const struct qx_spawn_request *request, struct qx_spawn_result *res
     sigset_t all, previous;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &previous);
+#if defined(__x86_64__)
+    // Share the address space and suspend this thread until the child execs or exits (what
+    // posix_spawn does): no page-table copy and no copy-on-write faults, whatever the parent's size.
+    // The child runs on `stack`, a part of this frame this thread does not touch while suspended.
+    char stack[QX_CHILD_STACK] __attribute__((aligned(16)));
+    args.flags |= CLONE_VM | CLONE_VFORK;
+    args.stack = (uint64_t)(uintptr_t)stack;
+    args.stack_size = sizeof stack;
+    struct qx_child_start start = {request, pipe_fds[1]};
+    long pid = qx_clone3_on_stack(&args, &start);
+#else
     long pid = syscall(SYS_clone3, &args, sizeof args);
     if (pid == 0) qx_child(request, pipe_fds[1]);
-    int clone_errno = errno;
+#endif
+    int clone_errno = pid < 0 ? (int)-pid : 0;
+#if !defined(__x86_64__)
+    if (pid < 0) clone_errno = errno;
+#endif
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
     close(pipe_fds[1]);
     if (pid < 0) {

@@ -95,6 +95,19 @@ struct SpawnLaunchTests {
         }
     }
 
+    /// A fresh v1 cpuset group has no CPUs and no memory nodes: the kernel refuses tasks (ENOSPC).
+    @Test(.enabled(if: access("/sys/fs/cgroup/cpuset/cgroup.procs", W_OK) == 0, "needs the cgroup v1 cpuset hierarchy"))
+    func cgroupRefusingTheChildFailsTheCgroupStep() async throws {
+        let directory = "/sys/fs/cgroup/cpuset/\(SpawnFixture.unique("qx-spawn"))"
+        try #require(mkdir(directory, 0o755) == 0)
+        defer { rmdir(directory) }
+        var plan = SpawnFixture.probePlan("exit", "0")
+        plan.cgroup = CgroupPlacement(v1ProcsFiles: [directory + "/cgroup.procs"])
+        await #expect(throws: LaunchError.childStep(.cgroupV1, errno: ENOSPC)) {
+            _ = try await Launcher.launch(plan)
+        }
+    }
+
     static let cgroup2Root: String? = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"].first {
         access($0 + "/cgroup.procs", W_OK) == 0 && access($0 + "/cgroup.controllers", F_OK) == 0
     }
@@ -154,7 +167,7 @@ struct SpawnLaunchTests {
     static let failures: [(String, @Sendable (inout SpawnPlan) -> Void, LaunchStep, Int32)] = [
         ("missing binary", { $0.executable = "/nonexistent/qx-probe" }, .exec, ENOENT),
         ("missing cgroup", { $0.cgroup = CgroupPlacement(v1ProcsFiles: ["/sys/fs/cgroup/pids/qx-absent-\(getpid())/cgroup.procs"]) }, .cgroupV1, ENOENT),
-        ("unwritable cgroup file", { $0.cgroup = CgroupPlacement(v1ProcsFiles: ["/proc/self/cgroup.procs"]) }, .cgroupV1, ENOENT),
+        ("cgroup file outside cgroupfs", { $0.cgroup = CgroupPlacement(v1ProcsFiles: ["/proc/self/cgroup.procs"]) }, .cgroupV1, ENOENT),
         ("missing jail root", { $0.jail = JailPlan(root: "/nonexistent/qx-jail") }, .bindMounts, ENOENT),
         ("missing jail source", { $0.jail = JailPlan(root: "/tmp", mounts: [BindMount("/nonexistent/kernel")]) }, .bindMounts, ENOENT),
         ("missing working directory", { $0.workingDirectory = "/nonexistent" }, .workingDirectory, ENOENT),

@@ -40,6 +40,7 @@ import Testing
         ("spawn.capabilities.permitted", { $0.capabilities = CapabilityPlan(permitted: [.kill]) }),
         ("spawn.seccomp", { $0.noNewPrivileges = false }),
         ("spawn.seccomp.rules[0].reason", { $0.seccomp = SeccompPolicy(defaultAction: .errno, rules: [SeccompRule("read", reason: " ")]) }),
+        ("spawn.seccomp.rules", { $0.seccomp = SeccompPolicy(defaultAction: .kill, rules: [SeccompRule("execve", reason: "start")]) }),
         ("spawn.cgroup.v2Directory", { $0.cgroup = CgroupPlacement(v2Directory: "sys/fs/cgroup/x") }),
         ("spawn.cgroup.v1ProcsFiles[0]", { $0.cgroup = CgroupPlacement(v1ProcsFiles: ["/sys/fs/cgroup/pids/x/tasks"]) }),
         ("spawn.jail.root", { $0.jail = JailPlan(root: "/") }),

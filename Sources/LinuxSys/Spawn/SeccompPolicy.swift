@@ -66,6 +66,17 @@ public struct SeccompPolicy: Hashable, Sendable {
         if !issues.isEmpty { throw .invalid(issues) }
     }
 
+    /// Syscalls the launcher's child makes after loading the filter: `execve`, and on a failed exec
+    /// `write` (the report) and `exit_group`. A policy used for launching must allow them without
+    /// conditions, or a failed exec would go unreported.
+    public static let launcherRequirements = ["execve", "write", "exit_group"]
+
+    /// Those of `launcherRequirements` no unconditional allow rule covers.
+    public var missingLauncherRequirements: [String] {
+        let unconditional = Set(rules.filter { $0.action == .allow && $0.arguments.isEmpty }.map(\.syscall))
+        return Self.launcherRequirements.filter { !unconditional.contains($0) }
+    }
+
     /// Compiles to a classic-BPF program for the native architecture with libseccomp.
     public func compile() throws(SeccompPolicyError) -> SeccompProgram {
         try validate()
@@ -116,7 +127,9 @@ public struct SeccompPolicy: Hashable, Sendable {
         var bytes = [UInt8](repeating: 0, count: Int(size))
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { pread(memfd.rawValue, $0.baseAddress! + offset, $0.count - offset, off_t(offset)) }
+            let n = bytes.withUnsafeMutableBytes { buffer in
+                pread(memfd.rawValue, buffer.baseAddress.map { $0 + offset }, buffer.count - offset, off_t(offset))
+            }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw .libseccomp(SystemError("pread(seccomp memfd)", errno: errno))

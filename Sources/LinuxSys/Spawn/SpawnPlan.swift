@@ -157,6 +157,10 @@ public struct SpawnPlan: Hashable, Sendable {
             if !noNewPrivileges && !caps.effective.contains(.sysAdmin) {
                 issue("seccomp", "a policy", "needs noNewPrivileges (or CAP_SYS_ADMIN kept): the kernel refuses the filter otherwise")
             }
+            for name in seccomp.missingLauncherRequirements {
+                issue("seccomp.rules", "no unconditional rule for \(name)",
+                      "is needed: the launcher calls \(name) after loading the filter (exec, or reporting a failed exec)")
+            }
             do {
                 try seccomp.validate()
             } catch {
