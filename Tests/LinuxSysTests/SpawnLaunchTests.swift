@@ -164,6 +164,24 @@ struct SpawnLaunchTests {
         }
     }
 
+    /// Launches from many threads at once share nothing but the read-only seccomp program: each
+    /// child gets its own arguments and exits with its own status.
+    @Test func concurrentLaunchesKeepTheirOwnPlans() async throws {
+        let exits = try await withThrowingTaskGroup(of: (Int32, SpawnedProcess.Exit).self) { group in
+            for code in Int32(0)..<48 {
+                group.addTask {
+                    let process = try await Launcher.launch(SpawnFixture.probePlan("exit", "\(code)"))
+                    return (code, try await SpawnFixture.exit(of: process))
+                }
+            }
+            var exits: [Int32: SpawnedProcess.Exit] = [:]
+            for try await (code, exit) in group { exits[code] = exit }
+            return exits
+        }
+        #expect(exits.count == 48)
+        for (code, exit) in exits { #expect(exit == .exited(code)) }
+    }
+
     static let failures: [(String, @Sendable (inout SpawnPlan) -> Void, LaunchStep, Int32)] = [
         ("missing binary", { $0.executable = "/nonexistent/qx-probe" }, .exec, ENOENT),
         ("missing cgroup", { $0.cgroup = CgroupPlacement(v1ProcsFiles: ["/sys/fs/cgroup/pids/qx-absent-\(getpid())/cgroup.procs"]) }, .cgroupV1, ENOENT),
