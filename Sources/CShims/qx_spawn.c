@@ -152,6 +152,11 @@ __attribute__((noreturn)) static void qx_child(const struct qx_spawn_request *re
         if (qx_bind_mount(&root) < 0) qx_fail(report, QX_STEP_BIND_MOUNTS, errno);
         for (int i = 0; i < req->mount_count; i++)
             if (qx_bind_mount(&req->mounts[i]) < 0) qx_fail(report, QX_STEP_BIND_MOUNTS, errno);
+        // A procfs of the child's own PID namespace (made by clone3 when asked), so /proc/self works
+        // and the host's processes stay invisible.
+        if (req->proc_target != NULL &&
+            mount("proc", req->proc_target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+            qx_fail(report, QX_STEP_BIND_MOUNTS, errno);
 
         // 7. pivot_root into the jail and detach the old root, so nothing of the host's tree stays
         //    reachable (unlike chroot, which a process with a directory fd can leave).

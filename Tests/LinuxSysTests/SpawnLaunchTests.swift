@@ -145,17 +145,19 @@ struct SpawnLaunchTests {
         plan.jail = JailPlan(root: root, mounts: [
             BindMount(source: SpawnFixture.probePath, target: "/probe"),
             BindMount("/lib"), BindMount("/lib64"), BindMount(swiftRuntime),
-        ], devices: devices)
+        ], devices: devices, mountProc: true)
         plan.newPIDNamespace = true
         try await SpawnFixture.withBlockingProbe(plan) { pid in
-            let expectedTop = Set(["probe", "lib", "lib64", "opt"] + (devices.isEmpty ? [] : ["dev"]))
+            let expectedTop = Set(["probe", "lib", "lib64", "opt", "proc"] + (devices.isEmpty ? [] : ["dev"]))
             #expect(SpawnFixture.directoryEntries("/proc/\(pid)/root") == expectedTop)
             #expect(access("/proc/\(pid)/root/etc/passwd", F_OK) != 0)
             let mountPoints = try readProcFile("/proc/\(pid)/mountinfo").split(separator: "\n").map { line in
                 let fields = line.split(separator: " ")
                 return (point: fields.count > 4 ? String(fields[4]) : "", options: fields.count > 5 ? String(fields[5]) : "")
             }
-            #expect(Set(mountPoints.map(\.point)) == Set(["/", "/probe", "/lib", "/lib64", swiftRuntime] + devices))
+            #expect(Set(mountPoints.map(\.point)) == Set(["/", "/probe", "/lib", "/lib64", swiftRuntime, "/proc"] + devices))
+            #expect(SpawnFixture.directoryEntries("/proc/\(pid)/root/proc").filter { $0.allSatisfy(\.isNumber) } == ["1"],
+                    "the jail's /proc shows only the VMM's PID namespace")
             #expect(mountPoints.first { $0.point == "/probe" }?.options.hasPrefix("ro,") == true)
             #expect(mountPoints.first { $0.point == "/" }?.options.hasPrefix("rw,") == true)
             for device in devices {

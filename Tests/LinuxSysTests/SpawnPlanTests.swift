@@ -48,6 +48,7 @@ import Testing
         ("spawn.jail.mounts[1].target", { $0.jail = JailPlan(root: "/j", mounts: [BindMount("/a"), BindMount(source: "/b", target: "/./a")]) }),
         ("spawn.jail.mounts[0].target", { $0.jail = JailPlan(root: "/j", mounts: [BindMount(source: "/a", target: "/")]) }),
         ("spawn.jail.devices[0]", { $0.jail = JailPlan(root: "/j", devices: ["/etc/kvm"]) }),
+        ("spawn.jail.mountProc", { $0.jail = JailPlan(root: "/j", mountProc: true) }),
     ]
 
     @Test(arguments: badPlans)

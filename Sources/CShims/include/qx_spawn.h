@@ -67,6 +67,7 @@ struct qx_spawn_request {
     const char *_Nullable jail_root;  // non-NULL: CLONE_NEWNS + bind mounts + pivot_root
     const struct qx_spawn_mount *_Nullable mounts;
     int mount_count;
+    const char *_Nullable proc_target;  // non-NULL: a fresh procfs mounted there (host-side path)
     int new_pid_namespace;
 
     const struct qx_spawn_rlimit *_Nullable rlimits;

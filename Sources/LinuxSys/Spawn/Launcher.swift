@@ -88,6 +88,7 @@ public enum Launcher {
             }
             request.mounts = arena.constBuffer(mounts)
             request.mount_count = Int32(mounts.count)
+            if jail.mountProc { request.proc_target = arena.constString(jail.hostPath("/proc")) }
         }
         request.new_pid_namespace = plan.newPIDNamespace ? 1 : 0
 
@@ -196,6 +197,12 @@ public enum Launcher {
     /// source (the bind-mount step then fails with the kernel's errno).
     static func prepareMountPoints(_ jail: JailPlan) throws(LaunchError) {
         guard isDirectory(jail.root) else { return }
+        if jail.mountProc {
+            let proc = jail.hostPath("/proc")
+            if mkdir(proc, 0o555) < 0 && errno != EEXIST {
+                throw .parent(.bindMounts, SystemError("mkdir \(proc)", errno: errno))
+            }
+        }
         let entries = jail.mounts.map { ($0.source, $0.target) } + jail.devices.map { ($0, $0) }
         for (source, target) in entries {
             var info = stat()

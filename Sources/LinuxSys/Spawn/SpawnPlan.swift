@@ -190,6 +190,12 @@ public struct SpawnPlan: Hashable, Sendable {
                     issue("jail.mounts[\(i)].target", quoted(mount.target), "is mounted twice")
                 }
             }
+            if jail.mountProc {
+                if !newPIDNamespace {
+                    issue("jail.mountProc", "true", "needs newPIDNamespace: a procfs of the host's PID namespace would show every host process")
+                }
+                if !targets.insert("/proc").inserted { issue("jail.mountProc", "true", "collides with a mount at /proc") }
+            }
             for (i, device) in jail.devices.enumerated() {
                 checkPath("jail.devices[\(i)]", device)
                 if !device.hasPrefix("/dev/") { issue("jail.devices[\(i)]", quoted(device), "is not under /dev") }
@@ -280,11 +286,15 @@ public struct JailPlan: Hashable, Sendable {
     public var mounts: [BindMount]
     /// Host device nodes (e.g. `/dev/kvm`) bind-mounted at the same path inside the jail, writable.
     public var devices: [String]
+    /// Mounts a fresh procfs at `/proc` (nosuid, nodev, noexec). With a new PID namespace it shows
+    /// only the VMM's own processes; requires `SpawnPlan.newPIDNamespace`.
+    public var mountProc: Bool
 
-    public init(root: String, mounts: [BindMount] = [], devices: [String] = []) {
+    public init(root: String, mounts: [BindMount] = [], devices: [String] = [], mountProc: Bool = false) {
         self.root = root
         self.mounts = mounts
         self.devices = devices
+        self.mountProc = mountProc
     }
 
     /// The device nodes a VMM may use: `/dev/kvm`, `/dev/net/tun`, `/dev/vhost-net`.
