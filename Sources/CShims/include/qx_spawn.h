@@ -96,6 +96,7 @@ struct qx_spawn_result {
 
 // clone3(CLONE_PIDFD…) + the child's setup + execve; waits until exec succeeded or a step failed.
 // Returns 0 (see result->failed_step) or -errno when the parent could not start the child.
+// Blocks the calling thread, which needs 40 KiB of free stack (the child runs on 32 KiB of it).
 int qx_spawn(const struct qx_spawn_request *_Nonnull request, struct qx_spawn_result *_Nonnull result);
 
 // waitid(P_PIDFD, WEXITED): blocks; `code` is CLD_EXITED/CLD_KILLED/CLD_DUMPED. Glibc's Swift

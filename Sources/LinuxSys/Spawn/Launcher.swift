@@ -92,8 +92,8 @@ public enum Launcher {
         }
         request.new_pid_namespace = plan.newPIDNamespace ? 1 : 0
 
-        let limits = plan.resourceLimits.keys.sorted(by: { $0.rawValue < $1.rawValue }).compactMap { resource in
-            plan.resourceLimits[resource].map { qx_spawn_rlimit(resource: resource.rawValue, soft: $0.soft, hard: $0.hard) }
+        let limits = ResourceLimit.Resource.allCases.compactMap { resource in
+            plan.resourceLimits[resource].map { qx_spawn_rlimit(resource: resource.kernelValue, soft: $0.soft, hard: $0.hard) }
         }
         request.rlimits = arena.constBuffer(limits)
         request.rlimit_count = Int32(limits.count)
@@ -231,6 +231,20 @@ public enum Launcher {
     private static func isDirectory(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+    }
+}
+
+extension ResourceLimit.Resource {
+    /// The `RLIMIT_*` number of this architecture.
+    var kernelValue: Int32 {
+        switch self {
+        case .core: Int32(RLIMIT_CORE.rawValue)
+        case .nofile: Int32(RLIMIT_NOFILE.rawValue)
+        case .memlock: Int32(__RLIMIT_MEMLOCK.rawValue)
+        case .nproc: Int32(__RLIMIT_NPROC.rawValue)
+        case .fsize: Int32(RLIMIT_FSIZE.rawValue)
+        case .addressSpace: Int32(RLIMIT_AS.rawValue)
+        }
     }
 }
 

@@ -134,7 +134,7 @@ public struct SpawnPlan: Hashable, Sendable {
                 issue("user.supplementaryGroups[\(i)]", "\(group)", "is (gid_t)-1")
             }
         }
-        for resource in resourceLimits.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
+        for resource in ResourceLimit.Resource.allCases {
             guard let limit = resourceLimits[resource] else { continue }
             if limit.soft > limit.hard {
                 issue("resourceLimits[\(resource)]", "soft \(limit.soft) > hard \(limit.hard)", "has a soft limit above its hard limit")
@@ -241,13 +241,13 @@ public struct UserIdentity: Hashable, Sendable {
 
 /// A soft/hard pair for one resource; `UInt64.max` is unlimited (`RLIM_INFINITY`).
 public struct ResourceLimit: Hashable, Sendable {
-    public enum Resource: Int32, Hashable, Sendable, CaseIterable, CustomStringConvertible {
-        case core = 4
-        case nofile = 7
-        case memlock = 8
-        case nproc = 6
-        case fsize = 1
-        case addressSpace = 9
+    public enum Resource: Hashable, Sendable, CaseIterable, CustomStringConvertible {
+        case core
+        case nofile
+        case memlock
+        case nproc
+        case fsize
+        case addressSpace
 
         public var description: String {
             switch self {
