@@ -119,23 +119,23 @@ __attribute__((noreturn)) static void qx_child(const struct qx_spawn_request *re
     //    no inherited descriptor of a host directory or file lives on inside it. Sources and the
     //    report pipe first move above the highest target, so placing one target can never clobber
     //    a source still to be placed; the report pipe stays close-on-exec.
-    int floor = 3;
+    int first_free = 3;
     for (int i = 0; i < req->fd_count; i++)
-        if (req->fds[i].child_fd + 1 > floor) floor = req->fds[i].child_fd + 1;
-    int moved_report = fcntl(report, F_DUPFD_CLOEXEC, floor);
+        if (req->fds[i].child_fd + 1 > first_free) first_free = req->fds[i].child_fd + 1;
+    int moved_report = fcntl(report, F_DUPFD_CLOEXEC, first_free);
     if (moved_report < 0) qx_fail(report, QX_STEP_FDS, errno);
     report = moved_report;
     for (int i = 0; i < req->fd_count; i++) {
-        int moved = fcntl(req->fds[i].parent_fd, F_DUPFD_CLOEXEC, floor);
+        int moved = fcntl(req->fds[i].parent_fd, F_DUPFD_CLOEXEC, first_free);
         if (moved < 0) qx_fail(report, QX_STEP_FDS, errno);
         req->fd_scratch[i] = moved;
     }
     for (int i = 0; i < req->fd_count; i++) {
         if (dup2(req->fd_scratch[i], req->fds[i].child_fd) < 0) qx_fail(report, QX_STEP_FDS, errno);
     }
-    for (int fd = 0; fd < floor; fd++)
+    for (int fd = 0; fd < first_free; fd++)
         if (!qx_is_target(req, fd)) close(fd);
-    if (report > floor && syscall(SYS_close_range, floor, report - 1, 0) < 0)
+    if (report > first_free && syscall(SYS_close_range, first_free, report - 1, 0) < 0)
         qx_fail(report, QX_STEP_FDS, errno);
     if (syscall(SYS_close_range, report + 1, ~0U, 0) < 0) qx_fail(report, QX_STEP_FDS, errno);
 

@@ -88,6 +88,13 @@ public struct SeccompPolicy: Hashable, Sendable {
             throw .libseccomp(SystemError("seccomp_init", errno: ENOMEM))
         }
         defer { seccomp_release(context) }
+        // A binary tree over syscall numbers: the VMM pays this filter on every syscall (each
+        // KVM_RUN), so lookups must not walk ~200 rules. Foreign-ABI calls get the default action.
+        for (attribute, value, name) in [(SCMP_FLTATR_CTL_OPTIMIZE, UInt32(2), "CTL_OPTIMIZE"),
+                                         (SCMP_FLTATR_ACT_BADARCH, defaultAction, "ACT_BADARCH")] {
+            let result = seccomp_attr_set(context, attribute, value)
+            if result < 0 { throw .libseccomp(SystemError("seccomp_attr_set(\(name))", negated: result)) }
+        }
 
         var issues: [FieldIssue] = []
         for (i, rule) in rules.enumerated() {
