@@ -17,13 +17,15 @@ public enum Launcher {
     /// EOF): call it from a thread of your own, never from Swift's cooperative pool; async code
     /// uses `launch(_:)`.
     public static func launchBlocking(_ plan: SpawnPlan) throws(LaunchError) -> SpawnedProcess {
-        do {
-            try plan.validate()
-        } catch {
-            throw .invalidPlan(error)
-        }
+        // A policy already in the cache passed every check when it was compiled; checking its
+        // ~200 rules again on every launch would cost more than the clone itself.
+        let cached = plan.seccomp.flatMap { policy in programCache.withLock { $0[policy] } }
+        let issues = plan.issues(checkingSeccompRules: cached == nil)
+        if !issues.isEmpty { throw .invalidPlan(SpawnPlanError(issues: issues)) }
         let program: SeccompProgram?
-        if let policy = plan.seccomp {
+        if let cached {
+            program = cached
+        } else if let policy = plan.seccomp {
             program = try compiledProgram(for: policy)
         } else {
             program = nil
@@ -165,7 +167,8 @@ public enum Launcher {
         }
     }
 
-    /// The seccomp program of `policy`, compiled once per distinct policy.
+    /// The seccomp program of `policy`, compiled once per distinct policy. Only policies a launch
+    /// can use are cached (see `SeccompPolicy.launcherRequirements`).
     public static func compiledProgram(for policy: SeccompPolicy) throws(LaunchError) -> SeccompProgram {
         if let cached = programCache.withLock({ $0[policy] }) { return cached }
         let program: SeccompProgram
@@ -174,6 +177,8 @@ public enum Launcher {
         } catch {
             throw .seccomp(error)
         }
+        let missing = SpawnPlan.launcherRequirementIssues(policy)
+        if !missing.isEmpty { throw .invalidPlan(SpawnPlanError(issues: missing)) }
         programCache.withLock { cache in
             if cache.count >= 32 { cache.removeAll() }
             cache[policy] = program

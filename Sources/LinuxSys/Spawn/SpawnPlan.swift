@@ -87,7 +87,11 @@ public struct SpawnPlan: Hashable, Sendable {
     }
 
     /// Every problem with the plan, each naming its field; empty when the plan can be launched.
-    public func issues() -> [FieldIssue] {
+    public func issues() -> [FieldIssue] { issues(checkingSeccompRules: true) }
+
+    /// `checkingSeccompRules: false` skips the policy's own rules, for a launcher that already
+    /// holds the policy compiled (and therefore checked).
+    func issues(checkingSeccompRules: Bool) -> [FieldIssue] {
         var issues: [FieldIssue] = []
         func issue(_ field: String, _ value: String, _ reason: String) {
             issues.append(FieldIssue(field: "spawn.\(field)", value: value, reason: reason))
@@ -157,12 +161,9 @@ public struct SpawnPlan: Hashable, Sendable {
             if !noNewPrivileges && !caps.effective.contains(.sysAdmin) {
                 issue("seccomp", "a policy", "needs noNewPrivileges (or CAP_SYS_ADMIN kept): the kernel refuses the filter otherwise")
             }
-            for name in seccomp.missingLauncherRequirements {
-                issue("seccomp.rules", "no unconditional rule for \(name)",
-                      "is needed: the launcher calls \(name) after loading the filter (exec, or reporting a failed exec)")
-            }
+            if checkingSeccompRules { issues += Self.launcherRequirementIssues(seccomp) }
             do {
-                try seccomp.validate()
+                if checkingSeccompRules { try seccomp.validate() }
             } catch {
                 if case .invalid(let seccompIssues) = error {
                     issues += seccompIssues.map { FieldIssue(field: "spawn.seccomp.\($0.field)", value: $0.value, reason: $0.reason) }
@@ -205,6 +206,14 @@ public struct SpawnPlan: Hashable, Sendable {
             }
         }
         return issues
+    }
+
+    /// One issue per syscall the launcher's child needs that `policy` does not allow outright.
+    static func launcherRequirementIssues(_ policy: SeccompPolicy) -> [FieldIssue] {
+        policy.missingLauncherRequirements.map { name in
+            FieldIssue(field: "spawn.seccomp.rules", value: "no unconditional rule for \(name)",
+                       reason: "is needed: the launcher calls \(name) after loading the filter (exec, or reporting a failed exec)")
+        }
     }
 
     /// Throws every problem at once, each naming its field.
