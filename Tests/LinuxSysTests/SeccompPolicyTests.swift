@@ -18,6 +18,13 @@ import Testing
         #expect(program.bytes.count == program.instructionCount * 8)
     }
 
+    @Test func builtInPolicyRoundTripsThroughItsFileFormat() throws {
+        let policy = SeccompPolicy.vmmDefault
+        #expect(try SeccompPolicy.parse(json: policy.json) == policy)
+        let odd = SeccompPolicy(defaultAction: .kill, rules: [SeccompRule("read", reason: "a \"quoted\" \\ reason\twith\u{1} controls")])
+        #expect(try SeccompPolicy.parse(json: odd.json) == odd)
+    }
+
     @Test func jsonPolicyParses() throws {
         let policy = try SeccompPolicy.parse(json: """
             {"default_action": "kill",

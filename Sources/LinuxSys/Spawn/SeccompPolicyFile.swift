@@ -66,6 +66,27 @@ extension SeccompPolicy {
         return policy
     }
 
+    /// The policy in the file format `load` reads, one rule per line: a starting point for an
+    /// operator's own policy (`SeccompPolicy.vmmDefault.json`).
+    public var json: String {
+        let ruleLines = rules.map { rule in
+            var fields = [#""syscall": \#(jsonString(rule.syscall))"#, #""reason": \#(jsonString(rule.reason))"#]
+            if !rule.arguments.isEmpty {
+                let args = rule.arguments.map { condition in
+                    var parts = [#""index": \#(condition.index)"#, #""op": "\#(condition.op.rawValue)""#,
+                                 #""value": "0x\#(String(condition.value, radix: 16))""#]
+                    if let mask = condition.mask { parts.append(#""mask": "0x\#(String(mask, radix: 16))""#) }
+                    return "{" + parts.joined(separator: ", ") + "}"
+                }
+                fields.append(#""args": [\#(args.joined(separator: ", "))]"#)
+            }
+            if case .errno(let code) = rule.action { fields.append(#""errno": \#(code)"#) }
+            return "    {" + fields.joined(separator: ", ") + "}"
+        }
+        return "{\"default_action\": \"\(defaultAction.rawValue)\",\n \"rules\": [\n"
+            + ruleLines.joined(separator: ",\n") + "\n]}\n"
+    }
+
     private static func parseRule(_ value: JSONValue, field: String, issues: inout [FieldIssue]) -> SeccompRule? {
         guard let object = value.object(at: field, issues: &issues) else { return nil }
         issues += object.unknownKeys(allowed: ["syscall", "reason", "args", "errno"], at: field)
@@ -194,4 +215,22 @@ extension Dictionary where Key == String, Value == JSONValue {
                        reason: "is not a known key (expected one of \(allowed.sorted().joined(separator: ", ")))")
         }
     }
+}
+
+/// A JSON string literal: quotes, backslashes and control characters escaped.
+private func jsonString(_ text: String) -> String {
+    var escaped = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": escaped += "\\\""
+        case "\\": escaped += "\\\\"
+        case "\n": escaped += "\\n"
+        case "\t": escaped += "\\t"
+        case _ where scalar.value < 0x20:
+            let hex = String(scalar.value, radix: 16)
+            escaped += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: escaped.unicodeScalars.append(scalar)
+        }
+    }
+    return escaped + "\""
 }
