@@ -147,6 +147,8 @@ public enum Launcher {
     }
 
     /// Launches on a dedicated thread so the cooperative pool never blocks; see `launchBlocking`.
+    /// Not cancellable: once started, a launch runs to its end (exec or a reported step), so a
+    /// cancelled caller never leaves a half-set-up child behind.
     public static func launch(_ plan: SpawnPlan) async throws(LaunchError) -> SpawnedProcess {
         let outcome: Result<LaunchedRaw, LaunchError> = await SpawnThread.run {
             do throws(LaunchError) {
