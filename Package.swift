@@ -89,7 +89,10 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        .testTarget(name: "LinuxSysTests", dependencies: ["LinuxSys"], swiftSettings: strict),
+        // A C program the launcher tests start to observe a confined process from the inside.
+        .executableTarget(name: "qx-probe", path: "Sources/qx-probe"),
+
+        .testTarget(name: "LinuxSysTests", dependencies: ["LinuxSys", "qx-probe"], swiftSettings: strict),
         .testTarget(name: "NetPlumbingTests", dependencies: ["NetPlumbing", "LinuxSys"], swiftSettings: strict),
         .testTarget(
             name: "NodeCoreTests",
