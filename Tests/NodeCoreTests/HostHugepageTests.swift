@@ -119,7 +119,7 @@ struct HostHugepageTests {
 
         let reservation = try ledger.reserve(need, for: "web1", autoReserve: true)
         #expect(reservation.addedPages == 3)
-        #expect(try sysfs.pool(.twoMiB).total == counts.total(.twoMiB)! + 3)
+        #expect(try sysfs.pool(.twoMiB).total == (counts.total(.twoMiB) ?? 0) + 3)
         #expect(try ledger.release(reservation) == 3)
         #expect(try sysfs.pool(.twoMiB).total == counts.total(.twoMiB))
         #expect(ledger.addedPages(.twoMiB) == 0)
@@ -146,7 +146,7 @@ struct HostHugepageTests {
     func noDoubleCounting() throws {
         let counts = try PoolCounts()
         defer { counts.restore() }
-        try sysfs.setTotal(counts.total(.twoMiB)! + 4, size: .twoMiB)
+        try sysfs.setTotal(try #require(counts.total(.twoMiB)) + 4, size: .twoMiB)
         let ledger = HugepageLedger()
         let available = try ledger.available(HugepageNeed(pageSize: .twoMiB, pages: 0))
         try #require(available >= 4)
@@ -268,7 +268,7 @@ struct HostHugepageTests {
     func setTotalRoundTrip() throws {
         let counts = try PoolCounts()
         defer { counts.restore() }
-        let start = counts.total(.twoMiB)!
+        let start = try #require(counts.total(.twoMiB))
         #expect(try sysfs.setTotal(start + 1, size: .twoMiB) == start + 1)
         #expect(try sysfs.setTotal(start, size: .twoMiB) == start)
     }

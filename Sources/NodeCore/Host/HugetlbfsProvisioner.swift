@@ -44,24 +44,8 @@ public struct HugetlbfsProvisioner: Hashable, Sendable {
     public func ensure(_ pageSize: HugepageSize) throws(SystemError) -> Provisioned {
         if let mount = try existing(pageSize) { return Provisioned(mount: mount, mountedNow: false) }
         let directory = mountPoint(for: pageSize)
-        try makeDirectories(directory, mode: 0o755)
+        try HostFiles.makeDirectories(directory, mode: 0o755)
         let mount = try HugetlbfsMount.mount(at: directory, pageSize: pageSize, mode: mode)
         return Provisioned(mount: mount, mountedNow: true)
-    }
-}
-
-/// `mkdir -p` with `mode` for the directories it creates.
-func makeDirectories(_ path: String, mode: mode_t) throws(SystemError) {
-    var current = ""
-    for component in path.split(separator: "/", omittingEmptySubsequences: true) {
-        current += "/" + component
-        if mkdir(current, mode) != 0 {
-            let code = errno
-            guard code == EEXIST else { throw SystemError("mkdir \(current)", errno: code) }
-            var info = stat()
-            guard stat(current, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
-                throw SystemError("mkdir \(current): exists and is not a directory", errno: ENOTDIR)
-            }
-        }
     }
 }
