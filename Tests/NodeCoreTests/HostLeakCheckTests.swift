@@ -42,7 +42,7 @@ struct HostLeakCheckTests {
         let before = check.snapshot()
         #expect(before.runtimeFiles.isEmpty)
         try #require(FileManager.default.createFile(atPath: "\(root)/state.json", contents: Data("{}".utf8)))
-        let socket = try UnixListener(path: "\(root)/api.sock")
+        let socket = try HostTestSocket(path: "\(root)/api.sock")
         #expect(Set(check.leaks(since: before)).isSuperset(of: [
             "runtime file: file \(root)/state.json", "runtime file: socket \(root)/api.sock",
         ]))
@@ -81,7 +81,7 @@ struct HostLeakCheckTests {
 }
 
 /// A listening Unix socket bound at a path, for tests.
-struct UnixListener {
+struct HostTestSocket {
     let fd: Int32
 
     init(path: String) throws {

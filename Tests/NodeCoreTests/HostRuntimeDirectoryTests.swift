@@ -79,7 +79,7 @@ struct HostRuntimeDirectoryTests {
 
                 try dir.create(vmmOwner: .init(uid: vmmUID, gid: vmmUID))  // idempotent
                 try Data("{}".utf8).write(to: URL(fileURLWithPath: dir.stateFile))
-                let api = try UnixListener(path: dir.apiSocket)
+                let api = try HostTestSocket(path: dir.apiSocket)
                 api.close()
                 try dir.remove()
                 #expect(!dir.exists)
@@ -146,7 +146,7 @@ struct HostRuntimeDirectoryTests {
             let missing = "\(root)/absent.sock"
             let regular = "\(root)/regular"
             try Data().write(to: URL(fileURLWithPath: regular))
-            let listener = try UnixListener(path: backend)
+            let listener = try HostTestSocket(path: backend)
             defer { listener.close(unlinking: backend) }
 
             let good = spec(
@@ -181,7 +181,7 @@ struct HostRuntimeDirectoryTests {
             try dir.create(vmmOwner: nil)
             defer { try? dir.remove() }
             let stale = "\(dir.vhostUserDirectory)/net0.sock"
-            UnixListener.leaveBehind(path: stale)
+            HostTestSocket.leaveBehind(path: stale)
             #expect(mode(stale)?.type == S_IFSOCK)
             _ = try dir.vhostUserEndpoints(for: spec(nics: [
                 NICSpec(id: "net0", kind: .vhostUser, vhostSocket: "/x.sock", vhostMode: .server),
@@ -191,9 +191,9 @@ struct HostRuntimeDirectoryTests {
     }
 }
 
-extension UnixListener {
+extension HostTestSocket {
     /// Binds and closes at once, leaving the socket file as a crashed VMM would.
     static func leaveBehind(path: String) {
-        if let listener = try? UnixListener(path: path) { listener.close() }
+        if let listener = try? HostTestSocket(path: path) { listener.close() }
     }
 }

@@ -11,8 +11,9 @@ import Testing
 /// - the test process's open descriptors.
 ///
 /// Tests run in parallel: descriptors and children of other tests can show up between two
-/// snapshots. ``expectNoLeaks(sourceLocation:_:)`` therefore waits (with a deadline) for those to
-/// go away before reporting them; `ignoringDescriptors`/`ignoringProcesses` drop known ones.
+/// snapshots, and so can their cgroups and links. ``expectNoLeaks(sourceLocation:_:)`` therefore
+/// waits (with a deadline) for what is new to go away before reporting it;
+/// `ignoringDescriptors`/`ignoringProcesses` drop known ones.
 struct LeakCheck: Sendable {
     /// `ip netns` name of the namespace whose links are checked; nil for the test's namespace.
     var netns: String?
@@ -65,16 +66,14 @@ struct LeakCheck: Sendable {
     }
 
     /// What is still new since `before` once `deadline` has passed, or nothing as soon as a
-    /// snapshot shows nothing new. Descriptors and children of tests running concurrently go away
-    /// on their own; a leak stays. Only descriptor and child entries are waited for: files, links
-    /// and cgroups are reported at once.
-    func awaitNoLeaks(since before: Snapshot, deadline: Duration = .seconds(2)) -> [String] {
+    /// snapshot shows nothing new. What tests running concurrently hold (descriptors, children,
+    /// their own cgroups and links) goes away when they end; a leak stays.
+    func awaitNoLeaks(since before: Snapshot, deadline: Duration = .seconds(3)) -> [String] {
         let clock = ContinuousClock()
         let end = clock.now.advanced(by: deadline)
         while true {
             let leaked = leaks(since: before)
-            let transient = leaked.allSatisfy { $0.hasPrefix("descriptor") || $0.hasPrefix("child process") }
-            if leaked.isEmpty || !transient || clock.now >= end { return leaked }
+            if leaked.isEmpty || clock.now >= end { return leaked }
             var pause = timespec(tv_sec: 0, tv_nsec: 5_000_000)
             nanosleep(&pause, nil)
         }
@@ -171,7 +170,8 @@ struct LeakCheck: Sendable {
         var found: Set<String> = []
         for entry in Self.list("/proc/self/fd") {
             guard let fd = Int32(entry) else { continue }
-            let target = Self.readLink("/proc/self/fd/\(fd)") ?? "?"
+            // A descriptor closed since the directory was read has no link any more.
+            guard let target = Self.readLink("/proc/self/fd/\(fd)") else { continue }
             // The directory stream listing /proc/self/fd is itself a descriptor.
             if target.hasPrefix("/proc/") && target.hasSuffix("/fd") { continue }
             if ignoringDescriptors(target) { continue }
