@@ -199,8 +199,7 @@ struct HostHugepageTests {
         #expect(try ledger.release(first) == 0, "every page is still mapped")
         #expect(ledger.addedPages(.twoMiB) == 2)
         mapping.unmap()
-        let second = try ledger.reserve(HugepageNeed(pageSize: .twoMiB, pages: 0), for: "b", autoReserve: false)
-        #expect(try ledger.release(second) == 2)
+        #expect(try ledger.giveBackUnused() == 2)
         #expect(try sysfs.pool(.twoMiB).total == counts.total(.twoMiB))
     }
 
@@ -262,6 +261,46 @@ struct HostHugepageTests {
         #expect(try sysfs.pool(.twoMiB).free == freeBefore - 1)
         mapping.unmap()
         try ledger.release(reservation)
+    }
+
+    @Test("preparing a spec: refused with the count missing, or mount ensured and pages reserved")
+    func prepareSpec() throws {
+        let counts = try PoolCounts()
+        defer { counts.restore() }
+        let base = "/tmp/qarax-prepare-\(getpid())"
+        let settings = HugepageSettings(autoReserve: false, provisioner: HugetlbfsProvisioner(baseDirectory: base))
+        let ledger = HugepageLedger()
+        let available = try ledger.available(HugepageNeed(pageSize: .twoMiB, pages: 0))
+        let pages = available + 5
+        let spec = VMSpec(name: "web1", cpus: CPUSpec(bootVCPUs: 1),
+                          memory: MemorySpec(size: .mebibytes(2 * pages), hugepages: true),
+                          payload: PayloadSpec(kernel: "/srv/images/vmlinux"))
+
+        #expect(throws: HugepageError.shortage(need: HugepageNeed(pageSize: .twoMiB, pages: pages), available: available)) {
+            try ledger.prepare(for: spec, vm: "web1", settings: settings)
+        }
+        #expect(try sysfs.pool(.twoMiB).total == counts.total(.twoMiB))
+
+        var auto = settings
+        auto.autoReserve = true
+        #expect(try HugetlbfsMount.all().allSatisfy { !$0.mountPoint.hasPrefix(base) }, "a refusal mounts nothing")
+        defer {
+            for mount in (try? HugetlbfsMount.all()) ?? [] where mount.mountPoint.hasPrefix(base) {
+                try? mount.unmount()
+                rmdir(mount.mountPoint)
+            }
+            rmdir(base)
+        }
+        let prepared = try #require(try ledger.prepare(for: spec, vm: "web1", settings: auto))
+        #expect(prepared.reservation.need == HugepageNeed(pageSize: .twoMiB, pages: pages))
+        #expect(prepared.reservation.addedPages == 5)
+        #expect(try HugetlbfsMount.all().contains(prepared.mount))
+        try ledger.release(prepared.reservation)
+        #expect(try sysfs.pool(.twoMiB).total == counts.total(.twoMiB))
+
+        var plain = spec
+        plain.memory.hugepages = false
+        #expect(try ledger.prepare(for: plain, vm: "web1", settings: auto) == nil)
     }
 
     @Test("HugepageSysfs.setTotal answers the count the kernel reached")

@@ -148,8 +148,8 @@ public final class HugepageLedger: Sendable {
         }
     }
 
-    /// Records that the VMM has mapped the reservation's memory, so the kernel's counters now
-    /// account for it.
+    /// Records that the VMM has mapped the reservation's memory (cloud-hypervisor maps guest
+    /// memory in `vm.boot`), so the kernel's counters now account for it.
     public func markBacked(_ reservation: HugepageReservation) {
         state.withLock { $0.claims[reservation.id]?.backed = true }
     }
@@ -160,15 +160,30 @@ public final class HugepageLedger: Sendable {
     public func release(_ reservation: HugepageReservation) throws(HugepageError) -> Int {
         try state.withLock { state throws(HugepageError) -> Int in
             guard state.claims.removeValue(forKey: reservation.id) != nil else { return 0 }
+            return try giveBack(reservation.need.pageSize, &state)
+        }
+    }
+
+    /// Gives back every added page that has become free since the last release (pages still
+    /// mapped by a VMM when its reservation was released). Returns how many went back.
+    @discardableResult
+    public func giveBackUnused() throws(HugepageError) -> Int {
+        try state.withLock { state throws(HugepageError) -> Int in
             var returned = 0
-            for (key, added) in state.added where key.size == reservation.need.pageSize && added > 0 {
-                let spare = try self.available(HugepageNeed(pageSize: key.size, pages: 0, numaNode: key.node), state)
-                let removed = try shrink(key, by: min(added, spare))
-                state.added[key] = added - removed
-                returned += removed
-            }
+            for size in Set(state.added.keys.map(\.size)) { returned += try giveBack(size, &state) }
             return returned
         }
+    }
+
+    private func giveBack(_ size: HugepageSize, _ state: inout State) throws(HugepageError) -> Int {
+        var returned = 0
+        for (key, added) in state.added where key.size == size && added > 0 {
+            let spare = try available(HugepageNeed(pageSize: key.size, pages: 0, numaNode: key.node), state)
+            let removed = try shrink(key, by: min(added, spare))
+            state.added[key] = added - removed
+            returned += removed
+        }
+        return returned
     }
 
     /// The live reservations.
