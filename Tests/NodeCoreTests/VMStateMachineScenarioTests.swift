@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import NodeCore
 import Testing
@@ -185,6 +186,17 @@ struct VMStateMachineScenarioTests {
             #expect(error.description
                 == "cannot press the power button of vm 'web1': it is Booting (an operation is in flight; retry when it settles, or stop the vm)")
         }
+    }
+
+    @Test("the machine survives a JSON round trip (durable state)", arguments: [
+        M.State.created, .running, .failing(.guestPanicked),
+        .failed(.callFailed(.boot, M.CallError(.rejected(status: 500), chain: ["Error from API", "boom"]))),
+        .failed(.vmmExited(.crashed(signal: 11))), .failed(.launchFailed("memory: 28 missing")),
+    ])
+    func codable(_ state: M.State) throws {
+        let machine = M(vmName: "web1", state: state)
+        let decoded = try JSONDecoder().decode(M.self, from: JSONEncoder().encode(machine))
+        #expect(decoded == machine)
     }
 
     @Test("events are read from the stream's source and event names")

@@ -28,11 +28,12 @@ import Glibc
 ///   does not run, or deleting a deleted one, succeeds with nothing to do.
 /// - `power-button` asks the guest to shut down and does not occupy the VM: the guest may ignore
 ///   it; if it complies, its power-off arrives as events and the process exit.
-public struct VMStateMachine: Hashable, Sendable {
+public struct VMStateMachine: Hashable, Sendable, Codable {
     /// The VM's name, used in error messages.
     public let vmName: String
     public private(set) var state: State
 
+    /// A machine in `state` (`created` for a new VM; a restored state for a VM the node knew).
     public init(vmName: String, state: State = .created) {
         self.vmName = vmName
         self.state = state
@@ -41,7 +42,7 @@ public struct VMStateMachine: Hashable, Sendable {
     // MARK: - Vocabulary
 
     /// Where the VM is. Stable states hold no operation in flight; transitional ones do.
-    public enum State: Hashable, Sendable, CustomStringConvertible {
+    public enum State: Hashable, Sendable, Codable, CustomStringConvertible {
         /// Known to the node; no VMM process, no host resources held.
         case created
         /// Preparing the host, launching the VMM, `vm.create` and `vm.boot` in flight.
@@ -102,7 +103,7 @@ public struct VMStateMachine: Hashable, Sendable {
         }
 
         /// The state names operators see.
-        public enum Kind: String, Hashable, Sendable, CaseIterable {
+        public enum Kind: String, Hashable, Sendable, Codable, CaseIterable {
             case created = "Created", booting = "Booting", running = "Running", pausing = "Pausing"
             case paused = "Paused", resuming = "Resuming", rebooting = "Rebooting"
             case shuttingDown = "ShuttingDown", shutdown = "Shutdown", failing = "Failing", failed = "Failed"
@@ -111,7 +112,7 @@ public struct VMStateMachine: Hashable, Sendable {
     }
 
     /// Why a VM failed.
-    public enum Failure: Hashable, Sendable, CustomStringConvertible {
+    public enum Failure: Hashable, Sendable, Codable, CustomStringConvertible {
         /// Host preparation or spawning the VMM failed.
         case launchFailed(String)
         /// A VMM call the VM cannot survive failed (`vm.create`, `vm.boot`, `vm.reboot`, or any
@@ -153,7 +154,7 @@ public struct VMStateMachine: Hashable, Sendable {
     }
 
     /// A VMM API call this machine asks for.
-    public enum Call: String, Hashable, Sendable, CaseIterable {
+    public enum Call: String, Hashable, Sendable, Codable, CaseIterable {
         case create = "vm.create"
         case boot = "vm.boot"
         case pause = "vm.pause"
@@ -163,8 +164,8 @@ public struct VMStateMachine: Hashable, Sendable {
     }
 
     /// A failed VMM call, as far as the state machine needs to tell failures apart.
-    public struct CallError: Error, Hashable, Sendable, CustomStringConvertible {
-        public enum Kind: Hashable, Sendable {
+    public struct CallError: Error, Hashable, Sendable, Codable, CustomStringConvertible {
+        public enum Kind: Hashable, Sendable, Codable {
             /// The VMM answered with an error status; it is alive and refused.
             case rejected(status: Int)
             /// No usable answer (deadline passed, broken or malformed exchange): the VMM is hung
@@ -224,7 +225,7 @@ public struct VMStateMachine: Hashable, Sendable {
     }
 
     /// How the VMM process ended, as classified by its owner (see ``classify(status:signal:coreDumped:signalledByNode:oomKilled:vmmLog:)``).
-    public enum ProcessExit: Hashable, Sendable, CustomStringConvertible {
+    public enum ProcessExit: Hashable, Sendable, Codable, CustomStringConvertible {
         /// Exit status 0 and nothing in the VMM's log saying otherwise. Whether that is a shutdown
         /// depends on the events seen before.
         case clean
