@@ -1,0 +1,244 @@
+#include "qx_net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <string.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include <linux/ethtool.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <linux/rtnetlink.h>
+#include <linux/sockios.h>
+
+#include <netlink/netlink.h>
+#include <netlink/msg.h>
+#include <netlink/attr.h>
+#include <netlink/handlers.h>
+
+static int tun_open(void) {
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+static int tun_setiff(int fd, const char *name, short flags) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    ifr.ifr_flags = flags;
+    return ioctl(fd, TUNSETIFF, &ifr) < 0 ? -errno : 0;
+}
+
+static short tap_flags(int multi_queue, int vnet_hdr) {
+    short flags = IFF_TAP | IFF_NO_PI;
+    if (vnet_hdr) flags |= IFF_VNET_HDR;
+    if (multi_queue) flags |= IFF_MULTI_QUEUE;
+    return flags;
+}
+
+// USO4 and USO6 are only accepted together; the pair is tried as one unit.
+static unsigned int negotiate_offloads(int fd, unsigned int wanted) {
+    if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)wanted) == 0) return wanted;
+    static const unsigned int units[] = {
+        QX_TUN_F_CSUM, QX_TUN_F_TSO4, QX_TUN_F_TSO6, QX_TUN_F_TSO_ECN, QX_TUN_F_UFO,
+        QX_TUN_F_USO4 | QX_TUN_F_USO6, QX_TUN_F_USO4, QX_TUN_F_USO6,
+    };
+    unsigned int accepted = 0;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        unsigned int unit = units[i] & wanted & ~accepted;
+        if (unit == 0 || unit != (units[i] & wanted)) continue;
+        if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(accepted | unit)) == 0) accepted |= unit;
+    }
+    if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)accepted) < 0) return 0;
+    return accepted;
+}
+
+int qx_tap_create(const char *name, struct qx_tap_params *p) {
+    p->accepted = 0;
+    p->failed_step = QX_TAP_STEP_OPEN;
+    int fd = tun_open();
+    if (fd < 0) return fd;
+    int r = 0;
+    // 1. TUNSETIFF creates the device; IFF_TUN_EXCL makes an existing one fail (EBUSY) instead
+    //    of being attached and reconfigured.
+    p->failed_step = QX_TAP_STEP_SETIFF;
+    if ((r = tun_setiff(fd, name, (short)(tap_flags(p->multi_queue, 1) | IFF_TUN_EXCL))) < 0) goto out;
+    // 2. Owner and group before persisting, so the device is never persistent and unowned.
+    p->failed_step = QX_TAP_STEP_OWNER;
+    if (p->owner >= 0 && ioctl(fd, TUNSETOWNER, (unsigned long)p->owner) < 0) { r = -errno; goto out; }
+    p->failed_step = QX_TAP_STEP_GROUP;
+    if (p->group >= 0 && ioctl(fd, TUNSETGROUP, (unsigned long)p->group) < 0) { r = -errno; goto out; }
+    p->failed_step = QX_TAP_STEP_VNETHDRSZ;
+    if (p->vnet_hdr_size > 0 && ioctl(fd, TUNSETVNETHDRSZ, &p->vnet_hdr_size) < 0) { r = -errno; goto out; }
+    p->failed_step = QX_TAP_STEP_OFFLOAD;
+    p->accepted = negotiate_offloads(fd, p->offloads);
+    // 3. Persist last: if anything above failed, closing the fd removes the device.
+    p->failed_step = QX_TAP_STEP_PERSIST;
+    if (ioctl(fd, TUNSETPERSIST, 1UL) < 0) { r = -errno; goto out; }
+    p->failed_step = 0;
+out:
+    close(fd);
+    return r;
+}
+
+int qx_tap_attach(const char *name, int multi_queue, int vnet_hdr) {
+    int fd = tun_open();
+    if (fd < 0) return fd;
+    int r = tun_setiff(fd, name, tap_flags(multi_queue, vnet_hdr));
+    if (r < 0) { close(fd); return r; }
+    return fd;
+}
+
+int qx_tap_unpersist(const char *name, int multi_queue, int vnet_hdr) {
+    int fd = qx_tap_attach(name, multi_queue, vnet_hdr);
+    if (fd < 0) return fd;
+    int r = ioctl(fd, TUNSETPERSIST, 0UL) < 0 ? -errno : 0;
+    close(fd);
+    return r;
+}
+
+static int ethtool_call(const char *ifname, void *data) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -errno;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+    ifr.ifr_data = data;
+    int r = ioctl(s, SIOCETHTOOL, &ifr) < 0 ? -errno : 0;
+    close(s);
+    return r;
+}
+
+int qx_ethtool_feature_count(const char *ifname) {
+    // struct ethtool_sset_info ends in a flexible array: room for one count after it.
+    uint64_t storage[(sizeof(struct ethtool_sset_info) + sizeof(uint32_t) + 7) / 8];
+    memset(storage, 0, sizeof storage);
+    struct ethtool_sset_info *info = (struct ethtool_sset_info *)storage;
+    info->cmd = ETHTOOL_GSSET_INFO;
+    info->sset_mask = 1ULL << ETH_SS_FEATURES;
+    int r = ethtool_call(ifname, info);
+    if (r < 0) return r;
+    if (!(info->sset_mask & (1ULL << ETH_SS_FEATURES))) return -EOPNOTSUPP;
+    return (int)info->data[0];
+}
+
+int qx_ethtool_features(const char *ifname, int count, char *names, uint32_t *active) {
+    if (count <= 0) return 0;
+    size_t words = ((size_t)count + 31) / 32;
+    struct ethtool_gstrings *strings = calloc(1, sizeof *strings + (size_t)count * ETH_GSTRING_LEN);
+    struct ethtool_gfeatures *features = calloc(1, sizeof *features + words * sizeof(struct ethtool_get_features_block));
+    int r = -ENOMEM;
+    if (!strings || !features) goto out;
+    strings->cmd = ETHTOOL_GSTRINGS;
+    strings->string_set = ETH_SS_FEATURES;
+    strings->len = (uint32_t)count;
+    if ((r = ethtool_call(ifname, strings)) < 0) goto out;
+    features->cmd = ETHTOOL_GFEATURES;
+    features->size = (uint32_t)words;
+    if ((r = ethtool_call(ifname, features)) < 0) goto out;
+    memcpy(names, strings->data, (size_t)count * ETH_GSTRING_LEN);
+    for (size_t i = 0; i < words; i++) active[i] = features->features[i].active;
+    r = count;
+out:
+    free(strings);
+    free(features);
+    return r;
+}
+
+int qx_private_sysfs(void) {
+    if (unshare(CLONE_FS | CLONE_NEWNS) < 0) return -errno;
+    // Slave, so our sysfs mount does not propagate back to the host's mount namespace.
+    if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) < 0) return -errno;
+    if (umount2("/sys", MNT_DETACH) < 0 && errno != EINVAL) return -errno;
+    if (mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) return -errno;
+    return 0;
+}
+
+int qx_bind_thread_netns(const char *path) {
+    return mount("/proc/thread-self/ns/net", path, "none", MS_BIND, NULL) < 0 ? -errno : 0;
+}
+
+int qx_make_shared_mountpoint(const char *dir) {
+    if (mount("", dir, "none", MS_SHARED | MS_REC, NULL) == 0) return 0;
+    if (errno != EINVAL) return -errno;
+    if (mount(dir, dir, "none", MS_BIND | MS_REC, NULL) < 0) return -errno;
+    return mount("", dir, "none", MS_SHARED | MS_REC, NULL) < 0 ? -errno : 0;
+}
+
+int qx_detach_mount(const char *path) {
+    return umount2(path, MNT_DETACH) < 0 ? -errno : 0;
+}
+
+int qx_mknod_char(const char *path, unsigned int mode, unsigned int major, unsigned int minor) {
+    return mknod(path, S_IFCHR | (mode & 07777), makedev(major, minor)) < 0 ? -errno : 0;
+}
+
+int qx_char_device_numbers(const char *path, unsigned int *major_out, unsigned int *minor_out) {
+    struct stat st;
+    if (stat(path, &st) < 0) return -errno;
+    if (!S_ISCHR(st.st_mode)) return -ENODEV;
+    *major_out = major(st.st_rdev);
+    *minor_out = minor(st.st_rdev);
+    return 0;
+}
+
+static int record_error(struct sockaddr_nl *who, struct nlmsgerr *e, void *arg) {
+    (void)who;
+    *(int *)arg = e->error < 0 ? -e->error : e->error;
+    return NL_STOP;
+}
+
+int qx_nl_capture_errors(struct nl_sock *sock, int *slot) {
+    struct nl_cb *cb = nl_socket_get_cb(sock);
+    if (!cb) return -ENOMEM;
+    int r = nl_cb_err(cb, NL_CB_CUSTOM, record_error, slot);
+    nl_cb_put(cb);
+    return r < 0 ? -EINVAL : 0;
+}
+
+struct get_links_ctx {
+    qx_nl_message_fn fn;
+    void *ctx;
+};
+
+static int on_link(struct nl_msg *msg, void *arg) {
+    struct get_links_ctx *c = arg;
+    struct nlmsghdr *h = nlmsg_hdr(msg);
+    if (h->nlmsg_type == RTM_NEWLINK) c->fn(h, h->nlmsg_len, c->ctx);
+    return NL_OK;
+}
+
+int qx_nl_get_links(struct nl_sock *sock, int ifindex, const char *name, qx_nl_message_fn fn, void *ctx) {
+    int dump = ifindex == 0 && name == NULL;
+    struct nl_msg *msg = nlmsg_alloc_simple(RTM_GETLINK, dump ? NLM_F_DUMP : 0);
+    if (!msg) return -ENOMEM;
+    struct ifinfomsg ifi;
+    memset(&ifi, 0, sizeof ifi);
+    ifi.ifi_family = AF_UNSPEC;
+    ifi.ifi_index = ifindex;
+    int r = -EMSGSIZE;
+    if (nlmsg_append(msg, &ifi, sizeof ifi, NLMSG_ALIGNTO) < 0) goto out;
+    if (!dump && ifindex == 0 && nla_put_string(msg, IFLA_IFNAME, name) < 0) goto out;
+    if (nla_put_u32(msg, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS) < 0) goto out;
+    struct nl_cb *own = nl_socket_get_cb(sock);
+    struct nl_cb *cb = own ? nl_cb_clone(own) : NULL;
+    if (own) nl_cb_put(own);
+    if (!cb) { r = -ENOMEM; goto out; }
+    struct get_links_ctx c = { fn, ctx };
+    nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, on_link, &c);
+    r = nl_send_auto(sock, msg);
+    if (r >= 0) r = nl_recvmsgs(sock, cb);
+    // A single-link request is answered by one message, then the acknowledgement libnl asked for.
+    if (r >= 0 && !dump) r = nl_wait_for_ack(sock);
+    nl_cb_put(cb);
+    r = r < 0 ? -EIO : 0;
+out:
+    nlmsg_free(msg);
+    return r;
+}
