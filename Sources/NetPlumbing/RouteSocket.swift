@@ -68,32 +68,36 @@ final class RouteSocket {
     }
 
     private func fetch(index: Int32, name: String?, operation: String) throws(NetPlumbingError) -> [LinkInfo] {
+        var links: [LinkInfo] = []
+        for message in try rawMessages(index: index, name: name, operation: operation) {
+            do { links.append(try LinkMessage.parse(message)) } catch {
+                throw .system(SystemError("\(operation): malformed reply (\(error.reason))", errno: EPROTO))
+            }
+        }
+        return links
+    }
+
+    /// The RTM_NEWLINK messages answering a get (by index, else by name) or, with neither, a dump.
+    /// A get of a missing link yields no message.
+    func rawMessages(index: Int32, name: String?, operation: String) throws(NetPlumbingError) -> [[UInt8]] {
         let collector = MessageCollector()
         errorSlot.pointee = 0
         let context = Unmanaged.passUnretained(collector).toOpaque()
+        let deliver: qx_nl_message_fn = { bytes, length, ctx in
+            guard let ctx else { return }
+            Unmanaged<MessageCollector>.fromOpaque(ctx).takeUnretainedValue().add(bytes, length)
+        }
         let r: Int32 = if let name {
-            qx_nl_get_links(sock, index, name, { bytes, length, ctx in
-                guard let ctx else { return }
-                Unmanaged<MessageCollector>.fromOpaque(ctx).takeUnretainedValue().add(bytes, length)
-            }, context)
+            qx_nl_get_links(sock, index, name, deliver, context)
         } else {
-            qx_nl_get_links(sock, index, nil, { bytes, length, ctx in
-                guard let ctx else { return }
-                Unmanaged<MessageCollector>.fromOpaque(ctx).takeUnretainedValue().add(bytes, length)
-            }, context)
+            qx_nl_get_links(sock, index, nil, deliver, context)
         }
         if r < 0 && errorSlot.pointee == ENODEV && (index != 0 || name != nil) {
             errorSlot.pointee = 0
             return []
         }
         try check(r, operation)
-        var links: [LinkInfo] = []
-        for message in collector.messages {
-            do { links.append(try LinkMessage.parse(message)) } catch {
-                throw .system(SystemError("\(operation): malformed reply (\(error.reason))", errno: EPROTO))
-            }
-        }
-        return links
+        return collector.messages
     }
 
     /// RTM_NEWLINK with NLM_F_CREATE|NLM_F_EXCL.
