@@ -173,13 +173,14 @@ final class LinkOperations {
         builder.set(name: m.name)
         rtnl_link_set_link(builder.link, parent.index)
         try socket.check(rtnl_link_macvtap_set_mode(builder.link, request.mode.kernelValue), "set MACVTAP mode \(request.mode)")
-        builder.set(mac: m.common.mac)
+        // A passthru MACVTAP takes its parent's address at creation; its own is set afterwards.
+        if request.mode != .passthru { builder.set(mac: m.common.mac) }
         builder.set(mtu: m.common.mtu)
         builder.set(txQueueLength: m.common.txQueueLength)
-        builder.set(alias: request.tag.alias)
         builder.set(up: request.up ? true : nil)
         try socket.add(builder.link, "create MACVTAP '\(m.name)' on '\(parent.name)'")
         do {
+            try tagCreated(m.name, alias: request.tag.alias, mac: request.mode == .passthru ? m.common.mac : nil)
             let link = try socket.require(m.name, field: "name")
             let node = try makeDeviceNode(link, request)
             return MacvtapResult(link: link, created: true, devicePath: node.path, deviceMajor: node.major, deviceMinor: node.minor)
@@ -187,6 +188,16 @@ final class LinkOperations {
             try? socket.delete(m.name)
             throw error
         }
+    }
+
+    /// Sets the ifalias (and what else creation cannot carry) on a just-created link: RTM_NEWLINK
+    /// ignores IFLA_IFALIAS when it creates a link.
+    func tagCreated(_ name: InterfaceName, alias: String?, mac: MacAddress? = nil) throws(NetPlumbingError) {
+        if alias == nil && mac == nil { return }
+        let changes = try LinkBuilder(rtnl_link_alloc, operation: "tag link '\(name)'")
+        changes.set(alias: alias)
+        changes.set(mac: mac)
+        try socket.change(index: try socket.require(name, field: "name").index, changes.link, "tag link '\(name)'")
     }
 
     /// Reads the MACVTAP's major:minor from this namespace's sysfs and makes a private node for
@@ -253,12 +264,25 @@ final class LinkOperations {
         defer { rtnl_link_put(peer) }
         for link in [builder.link, peer] {
             if let mtu = common.mtu { rtnl_link_set_mtu(link, UInt32(mtu)) }
-            if let alias = request.tag?.alias { rtnl_link_set_ifalias(link, alias) }
-            if request.up { rtnl_link_set_flags(link, 0x1) }
         }
         builder.set(name: name)
         rtnl_link_set_name(peer, peerName.rawValue)
         try socket.add(builder.link, "create veth '\(name)' with peer '\(peerName)'")
+        // Up and tag only after creation: the kernel opens the first end before the pair is joined
+        // (ENOTCONN when asked to bring it up in the same request) and ignores IFLA_IFALIAS.
+        if request.up || request.tag != nil {
+            do {
+                for end in [name, peerName] {
+                    let changes = try LinkBuilder(rtnl_link_alloc, operation: "configure veth '\(end)'")
+                    changes.set(up: request.up ? true : nil)
+                    changes.set(alias: request.tag?.alias)
+                    try socket.change(index: try socket.require(end, field: "name").index, changes.link, "configure veth '\(end)'")
+                }
+            } catch {
+                try? socket.delete(name)
+                throw error
+            }
+        }
         return (try socket.require(name, field: "name"), try socket.require(peerName, field: "peer"))
     }
 
@@ -278,9 +302,14 @@ final class LinkOperations {
         let builder = try LinkBuilder(rtnl_link_bridge_alloc, operation: "create bridge '\(name)'")
         builder.set(name: name)
         builder.set(mtu: common.mtu)
-        builder.set(alias: request.tag?.alias)
         builder.set(up: request.up ? true : nil)
         try socket.add(builder.link, "create bridge '\(name)'")
+        do {
+            try tagCreated(name, alias: request.tag?.alias)
+        } catch {
+            try? socket.delete(name)
+            throw error
+        }
         return try socket.require(name, field: "name")
     }
 
