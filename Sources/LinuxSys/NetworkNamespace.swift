@@ -79,6 +79,12 @@ public struct NetworkNamespace: Hashable, Sendable, CustomStringConvertible {
             }
         }
     }
+
+    /// Stops this namespace's dedicated thread (after its queued work), so it no longer holds the
+    /// namespace alive; the next ``perform(_:)`` starts a new one. ``delete(named:)`` does this.
+    public func releaseThread() {
+        NamespaceThreads.shared.retire(path: filePath)
+    }
 }
 
 /// Why a network namespace could not be used.

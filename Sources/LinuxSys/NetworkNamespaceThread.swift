@@ -14,7 +14,14 @@ struct NamespaceKey: Hashable, Sendable {
 final class NamespaceThreads: Sendable {
     static let shared = NamespaceThreads()
 
-    private let threads = Mutex<[NamespaceKey: NamespaceThread]>([:])
+    private struct Registry {
+        var threads: [NamespaceKey: NamespaceThread] = [:]
+        /// Which namespace each path named when last used; a path that now names another one
+        /// (deleted and recreated outside qarax) retires the old thread.
+        var paths: [String: NamespaceKey] = [:]
+    }
+
+    private let registry = Mutex(Registry())
     private let ownKey: NamespaceKey?
 
     private init() {
@@ -32,35 +39,50 @@ final class NamespaceThreads: Sendable {
         do {
             fd = try FileDescriptor.open(path, O_RDONLY)
         } catch {
-            if error.errno == ENOENT { throw .notFound(namespace) }
+            if error.errno == ENOENT {
+                retire(path: path)
+                throw .notFound(namespace)
+            }
             throw .system(error)
         }
         let key = try Self.key(of: fd.rawValue, path: path)
         let own = key == ownKey
-        if let existing = threads.withLock({ $0[key] }), existing.isServing { return existing }
+        let (existing, stale) = registry.withLock { r -> (NamespaceThread?, NamespaceThread?) in
+            var stale: NamespaceThread?
+            if let previous = r.paths[path], previous != key {
+                stale = r.threads.removeValue(forKey: previous)
+            }
+            r.paths[path] = key
+            return (r.threads[key], stale)
+        }
+        stale?.stop()
+        if let existing, existing.isServing { return existing }
         let raw = fd.take()
         if own { _ = Glibc.close(raw) }
         let thread = NamespaceThread(namespace: namespace, key: key, enter: own ? nil : raw, registry: self)
-        let winner = threads.withLock { threads -> NamespaceThread in
-            if let other = threads[key], other.isServing { return other }
-            threads[key] = thread
+        let winner = registry.withLock { r -> NamespaceThread in
+            if let other = r.threads[key], other.isServing { return other }
+            r.threads[key] = thread
             return thread
         }
         if winner !== thread { thread.stop() }
         return winner
     }
 
-    /// Stops the thread of the namespace at `path`, if any; queued jobs still run.
+    /// Stops the thread of the namespace `path` names (or last named), if any; queued jobs still run.
     func retire(path: String) {
-        guard let key = try? Self.key(ofPath: path) else { return }
-        let thread = threads.withLock { $0.removeValue(forKey: key) }
-        thread?.stop()
+        let current = try? Self.key(ofPath: path)
+        let threads = registry.withLock { r -> [NamespaceThread] in
+            let keys = Set([current, r.paths.removeValue(forKey: path)].compactMap { $0 })
+            return keys.compactMap { r.threads.removeValue(forKey: $0) }
+        }
+        for thread in threads { thread.stop() }
     }
 
     /// Forgets `thread` (it failed to enter its namespace).
     func remove(_ thread: NamespaceThread) {
-        threads.withLock { threads in
-            if threads[thread.key] === thread { threads[thread.key] = nil }
+        registry.withLock { r in
+            if r.threads[thread.key] === thread { r.threads[thread.key] = nil }
         }
     }
 

@@ -64,3 +64,14 @@ func sysfs(_ link: String, _ attribute: String, in namespace: NetworkNamespace) 
 let plumbing = NetPlumbing()
 
 func tag(_ vm: String, _ nic: String = "0") throws -> LinkTag { try LinkTag(vm: vm, nic: nic) }
+
+/// Runs `ip args…` (tests only, to act from outside qarax) and returns its exit status.
+func runIP(_ args: [String]) -> Int32 {
+    var cArgs: [UnsafeMutablePointer<CChar>?] = (["ip"] + args).map { strdup($0) } + [nil]
+    defer { for arg in cArgs { free(arg) } }
+    var pid: pid_t = 0
+    guard posix_spawn(&pid, "/usr/sbin/ip", nil, nil, &cArgs, environ) == 0 else { return -1 }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return status
+}

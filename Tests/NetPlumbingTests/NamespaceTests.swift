@@ -62,6 +62,24 @@ func inode(_ path: String) -> UInt64? {
         defer { try? NetworkNamespace.delete(named: name) }
         #expect(try await plumbing.links(in: .named(name)).map(\.name) == ["lo"])
     }
+
+    @Test func aNamespaceReplacedBehindOurBackIsFollowed() async throws {
+        let name = uniqueName()
+        try #require(runIP(["netns", "add", name]) == 0)
+        defer { _ = runIP(["netns", "del", name]) }
+        _ = try await plumbing.createBridge(BridgeRequest(name: "old0"), in: .named(name))
+        try #require(runIP(["netns", "del", name]) == 0)
+        await #expect(throws: NetPlumbingError.namespace(.notFound(.named(name)))) {
+            _ = try await plumbing.links(in: .named(name))
+        }
+        try #require(runIP(["netns", "add", name]) == 0)
+        #expect(try await plumbing.links(in: .named(name)).map(\.name) == ["lo"])
+        try #require(runIP(["netns", "del", name]) == 0)
+        try #require(runIP(["netns", "add", name]) == 0)
+        _ = try await plumbing.createBridge(BridgeRequest(name: "new0"), in: .named(name))
+        #expect(try await plumbing.links(in: .named(name)).map(\.name) == ["lo", "new0"])
+        NetworkNamespace.named(name).releaseThread()
+    }
 }
 
 /// SO_NETNS_COOKIE: the cookie of a socket's network namespace.
