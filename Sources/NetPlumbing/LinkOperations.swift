@@ -20,27 +20,26 @@ final class LinkOperations {
     func createTap(_ tap: ValidatedTap) throws(NetPlumbingError) -> TapResult {
         let request = tap.request
         let masterIndex = try tap.common.master.map { m throws(NetPlumbingError) in try socket.require(m, field: "master").index }
-        if let existing = try socket.link(named: tap.name) {
-            let differences = tapDifferences(existing, tap, masterIndex: masterIndex)
-            if !differences.isEmpty { throw .conflictingLink(name: tap.name.rawValue, differences: differences) }
-            return TapResult(link: existing, created: false, acceptedOffloads: nil, refusedOffloads: [])
-        }
         var params = qx_tap_params()
         params.multi_queue = tap.multiQueue ? 1 : 0
         params.owner = request.owner.map(Int64.init) ?? -1
         params.group = request.group.map(Int64.init) ?? -1
         params.vnet_hdr_size = Int32(request.vnetHeaderSize ?? 0)
         params.offloads = request.offloads.rawValue
+        // Create first and look only when the name is taken (TUNSETIFF with IFF_TUN_EXCL: EBUSY):
+        // the common case costs no extra round trip.
         let r = qx_tap_create(tap.name.rawValue, &params)
+        if r == -EBUSY && params.failed_step == Int32(QX_TAP_STEP_SETIFF.rawValue),
+           let existing = try socket.link(named: tap.name) {
+            let differences = tapDifferences(existing, tap, masterIndex: masterIndex)
+            if !differences.isEmpty { throw .conflictingLink(name: tap.name.rawValue, differences: differences) }
+            return TapResult(link: existing, created: false, acceptedOffloads: nil, refusedOffloads: [])
+        }
         if r < 0 {
             throw .system(SystemError("create TAP '\(tap.name)' in \(namespace): \(Self.stepName(params.failed_step))", negated: r))
         }
         let accepted = TapOffloads(rawValue: params.accepted)
         do {
-            let created = try socket.require(tap.name, field: "name")
-            if let mtu = tap.common.mtu {
-                try checkMTU(mtu, field: "mtu", maximum: created.maxMTU ?? MTULimits.maximum, limit: "the TAP's")
-            }
             let builder = try LinkBuilder(rtnl_link_alloc, operation: "configure TAP '\(tap.name)'")
             builder.set(mtu: tap.common.mtu)
             builder.set(mac: tap.common.mac)
@@ -48,12 +47,26 @@ final class LinkOperations {
             builder.set(masterIndex: masterIndex)
             builder.set(alias: request.tag.alias)
             builder.set(up: request.up ? true : nil)
-            try socket.change(index: created.index, builder.link, "configure TAP '\(tap.name)'")
+            try changeCheckingMTU(tap.name, builder, mtu: tap.common.mtu, limit: "the TAP's", "configure TAP '\(tap.name)'")
             let link = try socket.require(tap.name, field: "name")
             return TapResult(link: link, created: true, acceptedOffloads: accepted,
                              refusedOffloads: request.offloads.subtracting(accepted))
         } catch {
             try? socket.delete(tap.name)
+            throw error
+        }
+    }
+
+    /// Applies `builder` to `name`; when the kernel refuses with EINVAL and the MTU is above the
+    /// link's maximum, reports that precisely (the maximum is only read when needed).
+    func changeCheckingMTU(_ name: InterfaceName, _ builder: borrowing LinkBuilder, mtu: Int?, limit: String,
+                           _ operation: String) throws(NetPlumbingError) {
+        do {
+            try socket.change(name: name, builder.link, operation)
+        } catch let error where error.errno == EINVAL && mtu != nil {
+            if let mtu, let link = try socket.link(named: name), let maximum = link.maxMTU, mtu > maximum {
+                throw .mtuOutOfRange(field: "mtu", value: mtu, minimum: MTULimits.minimum, maximum: maximum, limit: limit)
+            }
             throw error
         }
     }
@@ -146,26 +159,6 @@ final class LinkOperations {
     func createMacvtap(_ m: ValidatedMacvtap) throws(NetPlumbingError) -> MacvtapResult {
         let request = m.request
         let parent = try socket.require(m.parent, field: "parent")
-        if let existing = try socket.link(named: m.name) {
-            var d: [LinkDifference] = []
-            if existing.kind != "macvtap" {
-                d.append(LinkDifference(field: "kind", existing: existing.kind ?? "none", requested: "macvtap"))
-            } else {
-                if existing.parentIndex != parent.index {
-                    d.append(LinkDifference(field: "parent", existing: existing.parentIndex.map { "#\($0)" } ?? "none",
-                                            requested: "'\(parent.name)' (#\(parent.index))"))
-                }
-                if existing.macvtapMode != request.mode {
-                    d.append(LinkDifference(field: "mode", existing: existing.macvtapMode?.rawValue ?? "unknown",
-                                            requested: request.mode.rawValue))
-                }
-                commonDifferences(existing, m.common, masterIndex: nil, compareMaster: false, up: request.up,
-                                  alias: request.tag.alias, into: &d)
-            }
-            if !d.isEmpty { throw .conflictingLink(name: m.name.rawValue, differences: d) }
-            let node = try makeDeviceNode(existing, request)
-            return MacvtapResult(link: existing, created: false, devicePath: node.path, deviceMajor: node.major, deviceMinor: node.minor)
-        }
         if let mtu = m.common.mtu {
             try checkMTU(mtu, field: "mtu", maximum: parent.mtu, limit: "the parent link '\(parent.name)'")
         }
@@ -178,7 +171,12 @@ final class LinkOperations {
         builder.set(mtu: m.common.mtu)
         builder.set(txQueueLength: m.common.txQueueLength)
         builder.set(up: request.up ? true : nil)
-        try socket.add(builder.link, "create MACVTAP '\(m.name)' on '\(parent.name)'")
+        // Create first and look only when the name is taken (NLM_F_EXCL: EEXIST).
+        do {
+            try socket.add(builder.link, "create MACVTAP '\(m.name)' on '\(parent.name)'")
+        } catch let error where error.errno == EEXIST {
+            return try existingMacvtap(m, parent: parent)
+        }
         do {
             try tagCreated(m.name, alias: request.tag.alias, mac: request.mode == .passthru ? m.common.mac : nil)
             let link = try socket.require(m.name, field: "name")
@@ -190,6 +188,30 @@ final class LinkOperations {
         }
     }
 
+    /// A link named like the request exists: return it when it matches, else name each difference.
+    func existingMacvtap(_ m: ValidatedMacvtap, parent: LinkInfo) throws(NetPlumbingError) -> MacvtapResult {
+        let request = m.request
+        let existing = try socket.require(m.name, field: "name")
+        var d: [LinkDifference] = []
+        if existing.kind != "macvtap" {
+            d.append(LinkDifference(field: "kind", existing: existing.kind ?? "none", requested: "macvtap"))
+        } else {
+            if existing.parentIndex != parent.index {
+                d.append(LinkDifference(field: "parent", existing: existing.parentIndex.map { "#\($0)" } ?? "none",
+                                        requested: "'\(parent.name)' (#\(parent.index))"))
+            }
+            if existing.macvtapMode != request.mode {
+                d.append(LinkDifference(field: "mode", existing: existing.macvtapMode?.rawValue ?? "unknown",
+                                        requested: request.mode.rawValue))
+            }
+            commonDifferences(existing, m.common, masterIndex: nil, compareMaster: false, up: request.up,
+                              alias: request.tag.alias, into: &d)
+        }
+        if !d.isEmpty { throw .conflictingLink(name: m.name.rawValue, differences: d) }
+        let node = try makeDeviceNode(existing, request)
+        return MacvtapResult(link: existing, created: false, devicePath: node.path, deviceMajor: node.major, deviceMinor: node.minor)
+    }
+
     /// Sets the ifalias (and what else creation cannot carry) on a just-created link: RTM_NEWLINK
     /// ignores IFLA_IFALIAS when it creates a link.
     func tagCreated(_ name: InterfaceName, alias: String?, mac: MacAddress? = nil) throws(NetPlumbingError) {
@@ -197,7 +219,7 @@ final class LinkOperations {
         let changes = try LinkBuilder(rtnl_link_alloc, operation: "tag link '\(name)'")
         changes.set(alias: alias)
         changes.set(mac: mac)
-        try socket.change(index: try socket.require(name, field: "name").index, changes.link, "tag link '\(name)'")
+        try socket.change(name: name, changes.link, "tag link '\(name)'")
     }
 
     /// Reads the MACVTAP's major:minor from this namespace's sysfs and makes a private node for

@@ -29,6 +29,10 @@ final class RouteSocket {
             throw .system(SystemError("connect a NETLINK_ROUTE socket in \(namespace)", errno: code))
         }
         _ = qx_nl_capture_errors(sock, errorSlot)
+        // One recvmsg per datagram instead of a peek and a read; 32 KiB holds any link message
+        // and the dump batches the kernel sizes after our buffer.
+        nl_socket_disable_msg_peek(sock)
+        _ = nl_socket_set_msg_buf_size(sock, 32768)
     }
 
     deinit {
@@ -111,6 +115,16 @@ final class RouteSocket {
         guard let original = rtnl_link_alloc() else { throw .system(SystemError(operation(), errno: ENOMEM)) }
         defer { rtnl_link_put(original) }
         rtnl_link_set_ifindex(original, index)
+        errorSlot.pointee = 0
+        try check(rtnl_link_change(sock, original, changes, 0), operation())
+    }
+
+    /// Applies `changes` to the link named `name` (looked up by the kernel) in one request.
+    func change(name: InterfaceName, _ changes: OpaquePointer, _ operation: @autoclosure () -> String) throws(NetPlumbingError) {
+        guard let original = rtnl_link_alloc() else { throw .system(SystemError(operation(), errno: ENOMEM)) }
+        defer { rtnl_link_put(original) }
+        rtnl_link_set_name(original, name.rawValue)
+        rtnl_link_set_name(changes, name.rawValue)
         errorSlot.pointee = 0
         try check(rtnl_link_change(sock, original, changes, 0), operation())
     }
