@@ -35,6 +35,13 @@ final class NamespaceThreads: Sendable {
             throw .invalidName(name, reason: reason)
         }
         let path = namespace.filePath
+        // Fast path: one stat() tells whether the path still names the namespace we serve.
+        var st = stat()
+        if stat(path, &st) == 0 {
+            let key = NamespaceKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+            let known = registry.withLock { r in r.paths[path] == key ? r.threads[key] : nil }
+            if let known, known.isServing { return known }
+        }
         let fd: FileDescriptor
         do {
             fd = try FileDescriptor.open(path, O_RDONLY)

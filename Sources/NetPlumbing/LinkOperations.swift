@@ -9,8 +9,9 @@ import Glibc
 final class LinkOperations {
     let socket: RouteSocket
 
+    /// Uses the calling namespace thread's socket.
     init(namespace: NetworkNamespace) throws(NetPlumbingError) {
-        socket = try RouteSocket(namespace: namespace.description)
+        socket = try ThreadRouteSocket.current(namespace: namespace.description)
     }
 
     var namespace: String { socket.namespace }

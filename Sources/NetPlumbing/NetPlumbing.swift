@@ -124,7 +124,12 @@ public struct NetPlumbing: Sendable {
         do {
             return try await namespace.perform { () throws -> T in
                 let ops = try LinkOperations(namespace: namespace)
-                return try body(ops)
+                do {
+                    return try body(ops)
+                } catch {
+                    ThreadRouteSocket.discard()
+                    throw error
+                }
             }
         } catch let error as NetPlumbingError {
             throw error

@@ -122,37 +122,49 @@ func descriptorsOf(netnsCookie cookie: UInt64, tapName: String, directory: Strin
 
 @Suite(.enabled(if: isRoot, rootReason)) struct DescriptorLeakTests {
     @Test func nothingStaysOpenAfterAFullCycle() async throws {
-        try await withScratchNamespace { ns in
-            try await withScratchDirectory { dir in
-                let cookie = try await ns.perform { () throws -> UInt64? in
-                    let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue), 0)
-                    defer { close(fd) }
-                    return netnsCookie(ofSocket: fd)
-                }
-                let nsCookie = try #require(cookie)
-                let tapName = "leak0"
-                #expect(descriptorsOf(netnsCookie: nsCookie, tapName: tapName, directory: dir) == 0)
-                for round in 0..<3 {
-                    _ = try await plumbing.createVeth(VethRequest(name: "vp0", peer: "vp1"), in: ns)
-                    _ = try await plumbing.createTap(TapRequest(name: tapName, tag: try tag("vm\(round)"), queues: 2,
-                                                                offloads: .standard, mtu: 9000), in: ns)
-                    let queues = try await plumbing.openTapQueues(tapName, count: 2, in: ns)
-                    let mv = try await plumbing.createMacvtap(MacvtapRequest(name: "mvt0", tag: try tag("vm\(round)"), parent: "vp0",
-                                                                             deviceDirectory: dir), in: ns)
-                    let mvQueues = try await plumbing.openMacvtapQueues(mv, count: 2, in: ns)
-                    // The check itself works: the four queue fds are seen.
-                    #expect(descriptorsOf(netnsCookie: nsCookie, tapName: tapName, directory: dir) == 4)
-                    _ = consume queues
-                    _ = consume mvQueues
-                    _ = try? await plumbing.features(of: tapName, in: ns)
-                    _ = try? await plumbing.createTap(TapRequest(name: tapName, tag: try tag("other")), in: ns)
-                    _ = try? await plumbing.link("ghost0", in: ns)
-                    _ = try await plumbing.reap(in: ns, knownVMs: [])
-                    try await plumbing.delete("vp0", in: ns)
-                    _ = unlink(mv.devicePath)
-                }
-                #expect(descriptorsOf(netnsCookie: nsCookie, tapName: tapName, directory: dir) == 0)
+        let name = uniqueName()
+        let ns = try await NetworkNamespace.create(named: name)
+        var deleted = false
+        defer { if !deleted { try? NetworkNamespace.delete(named: name) } }
+        try await withScratchDirectory { dir in
+            let cookie = try await ns.perform { () throws -> UInt64? in
+                let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue), 0)
+                defer { close(fd) }
+                return netnsCookie(ofSocket: fd)
             }
+            let nsCookie = try #require(cookie)
+            let tapName = "leak0"
+            let count = { descriptorsOf(netnsCookie: nsCookie, tapName: tapName, directory: dir) }
+            #expect(count() == 0)
+            for round in 0..<3 {
+                _ = try await plumbing.createVeth(VethRequest(name: "vp0", peer: "vp1"), in: ns)
+                _ = try await plumbing.createTap(TapRequest(name: tapName, tag: try tag("vm\(round)"), queues: 2,
+                                                            offloads: .standard, mtu: 9000), in: ns)
+                let queues = try await plumbing.openTapQueues(tapName, count: 2, in: ns)
+                let mv = try await plumbing.createMacvtap(MacvtapRequest(name: "mvt0", tag: try tag("vm\(round)"), parent: "vp0",
+                                                                         deviceDirectory: dir), in: ns)
+                let mvQueues = try await plumbing.openMacvtapQueues(mv, count: 2, in: ns)
+                // Four queue fds plus the namespace thread's one netlink socket.
+                #expect(count() == 5)
+                _ = consume queues
+                _ = consume mvQueues
+                _ = try? await plumbing.features(of: tapName, in: ns)
+                _ = try? await plumbing.createTap(TapRequest(name: tapName, tag: try tag("other")), in: ns)
+                _ = try? await plumbing.link("ghost0", in: ns)
+                _ = try await plumbing.reap(in: ns, knownVMs: [])
+                try await plumbing.delete("vp0", in: ns)
+                _ = unlink(mv.devicePath)
+                #expect(count() <= 1)
+            }
+            // Deleting the namespace ends its thread, which closes the socket (it would otherwise
+            // keep the namespace alive).
+            try NetworkNamespace.delete(named: name)
+            deleted = true
+            let deadline = ContinuousClock.now + .seconds(10)
+            while count() > 0 && ContinuousClock.now < deadline {
+                await Task.yield()
+            }
+            #expect(count() == 0)
         }
     }
 }
