@@ -42,7 +42,8 @@ static short tap_flags(int multi_queue, int vnet_hdr) {
     return flags;
 }
 
-// USO4 and USO6 are only accepted together; the pair is tried as one unit.
+// Asks for everything, then, if refused, unit by unit. A refused TUNSETOFFLOAD changes nothing,
+// so the device ends with exactly the returned set. USO4 and USO6 are only accepted together.
 static unsigned int negotiate_offloads(int fd, unsigned int wanted) {
     if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)wanted) == 0) return wanted;
     static const unsigned int units[] = {
@@ -55,7 +56,6 @@ static unsigned int negotiate_offloads(int fd, unsigned int wanted) {
         if (unit == 0 || unit != (units[i] & wanted)) continue;
         if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(accepted | unit)) == 0) accepted |= unit;
     }
-    if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)accepted) < 0) return 0;
     return accepted;
 }
 
@@ -93,14 +93,6 @@ int qx_tap_attach(const char *name, int multi_queue, int vnet_hdr) {
     int r = tun_setiff(fd, name, tap_flags(multi_queue, vnet_hdr));
     if (r < 0) { close(fd); return r; }
     return fd;
-}
-
-int qx_tap_unpersist(const char *name, int multi_queue, int vnet_hdr) {
-    int fd = qx_tap_attach(name, multi_queue, vnet_hdr);
-    if (fd < 0) return fd;
-    int r = ioctl(fd, TUNSETPERSIST, 0UL) < 0 ? -errno : 0;
-    close(fd);
-    return r;
 }
 
 static int ethtool_call(const char *ifname, void *data) {

@@ -57,9 +57,6 @@ int qx_tap_create(const char *_Nonnull name, struct qx_tap_params *_Nonnull para
 // Returns the new close-on-exec fd.
 int qx_tap_attach(const char *_Nonnull name, int multi_queue, int vnet_hdr);
 
-// Clears TUNSETPERSIST on `name` through a fresh attach, so the link dies with the fd.
-int qx_tap_unpersist(const char *_Nonnull name, int multi_queue, int vnet_hdr);
-
 // Number of ethtool feature strings (ETHTOOL_GSSET_INFO, an ioctl).
 int qx_ethtool_feature_count(const char *_Nonnull ifname);
 
