@@ -95,6 +95,11 @@ int qx_tap_attach(const char *name, int multi_queue, int vnet_hdr) {
     return fd;
 }
 
+int qx_tap_vnet_hdr_size(int fd) {
+    int size = 0;
+    return ioctl(fd, TUNGETVNETHDRSZ, &size) < 0 ? -errno : size;
+}
+
 static int ethtool_call(const char *ifname, void *data) {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0) return -errno;

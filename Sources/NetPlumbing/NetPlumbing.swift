@@ -15,7 +15,12 @@ public struct NetPlumbing: Sendable {
     /// MAC, txqueuelen, bridge master, tag, up) and returns it as the kernel reports it.
     ///
     /// Idempotent: an existing TAP with the same attributes is returned (`created == false`); one
-    /// with other attributes fails with `.conflictingLink` naming each difference.
+    /// with other attributes fails with `.conflictingLink` naming each difference. Compared are
+    /// kind, multi-queue, vnet header flag, owner, group, MTU, MAC, txqueuelen, master, up and tag;
+    /// offloads and the vnet header size are not (a VMM sets them again when it attaches).
+    ///
+    /// Offloads this kernel refuses are dropped and reported in `refusedOffloads`; an MTU above
+    /// the TAP's maximum fails with `.mtuOutOfRange` and leaves no link behind.
     public func createTap(_ request: TapRequest, in namespace: NetworkNamespace = .current) async throws(NetPlumbingError) -> TapResult {
         let tap = try request.validated()
         return try await run(namespace) { ops throws(NetPlumbingError) in try ops.createTap(tap) }

@@ -1,4 +1,5 @@
 public import LinuxSys
+import CShims
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -67,6 +68,14 @@ public struct QueueDescriptors: ~Copyable, Sendable {
         let all = fds
         fds = []
         return all
+    }
+
+    /// The vnet header size the TAP uses, read through the queue at `position`
+    /// (`TUNGETVNETHDRSZ`); nil when there is no such queue or it is no TAP fd.
+    public func vnetHeaderSize(ofQueue position: Int = 0) -> Int? {
+        guard fds.indices.contains(position) else { return nil }
+        let size = qx_tap_vnet_hdr_size(fds[position])
+        return size < 0 ? nil : Int(size)
     }
 
     deinit {

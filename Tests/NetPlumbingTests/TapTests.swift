@@ -48,6 +48,11 @@ import Glibc
             #expect(flags == "0x1303")  // UP|BROADCAST|PROMISC|ALLMULTI (as a bridge port)|MULTICAST
             #expect(try await sysfs("tap0", "brport/bridge/ifindex", in: ns) == "\(bridge.index)")
 
+            // TUNSETVNETHDRSZ, as an attached queue sees it.
+            let queue = try await plumbing.openTapQueues("tap0", count: 1, in: ns)
+            #expect(queue.vnetHeaderSize() == 12)
+            _ = consume queue
+
             // ethtool features reflect TUNSETOFFLOAD.
             let features = try await plumbing.features(of: "tap0", in: ns)
             let seen = features.tapOffloads
@@ -65,6 +70,8 @@ import Glibc
             let features = try await plumbing.features(of: "tap1", in: ns)
             #expect(features.tapOffloads.isDisjoint(with: [.tso4, .tso6, .tsoECN]))
             #expect(try await sysfs("tap1", "owner", in: ns) == "-1")
+            let queue = try await plumbing.openTapQueues("tap1", count: 1, in: ns)
+            #expect(queue.vnetHeaderSize() == 10)  // the kernel's default, sizeof(struct virtio_net_hdr)
         }
     }
 

@@ -57,6 +57,9 @@ int qx_tap_create(const char *_Nonnull name, struct qx_tap_params *_Nonnull para
 // Returns the new close-on-exec fd.
 int qx_tap_attach(const char *_Nonnull name, int multi_queue, int vnet_hdr);
 
+// The TAP's vnet header size seen through an attached queue fd (TUNGETVNETHDRSZ, an ioctl macro).
+int qx_tap_vnet_hdr_size(int fd);
+
 // Number of ethtool feature strings (ETHTOOL_GSSET_INFO, an ioctl).
 int qx_ethtool_feature_count(const char *_Nonnull ifname);
 
