@@ -82,6 +82,14 @@ int qx_tap_create(const char *name, struct qx_tap_params *p) {
     p->failed_step = QX_TAP_STEP_PERSIST;
     if (ioctl(fd, TUNSETPERSIST, 1UL) < 0) { r = -errno; goto out; }
     p->failed_step = 0;
+    // 4. A multi-queue TAP can drop our queue now, so the device has no queue attached even while
+    //    a concurrently forked child still holds a copy of this fd (until its exec closes it).
+    if (p->multi_queue) {
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        ifr.ifr_flags = IFF_DETACH_QUEUE;
+        (void)ioctl(fd, TUNSETQUEUE, &ifr);
+    }
 out:
     close(fd);
     return r;

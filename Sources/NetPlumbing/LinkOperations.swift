@@ -145,7 +145,17 @@ final class LinkOperations {
         }
         var fds: [Int32] = []
         for queue in 0..<count {
-            let fd = qx_tap_attach(name.rawValue, multi ? 1 : 0, (tun.vnetHeader ?? true) ? 1 : 0)
+            var fd = qx_tap_attach(name.rawValue, multi ? 1 : 0, (tun.vnetHeader ?? true) ? 1 : 0)
+            // A single-queue TAP refuses a second attachment (EBUSY). The fd that created it may
+            // still be held for a moment by a child forked concurrently elsewhere in the process
+            // (until its exec closes it): wait for that, briefly and boundedly.
+            var retries = 0
+            while fd == -EBUSY && !multi && retries < 200 {
+                var pause = timespec(tv_sec: 0, tv_nsec: 250_000)
+                _ = nanosleep(&pause, nil)
+                retries += 1
+                fd = qx_tap_attach(name.rawValue, 0, (tun.vnetHeader ?? true) ? 1 : 0)
+            }
             if fd < 0 {
                 for fd in fds { _ = Glibc.close(fd) }
                 throw .system(SystemError("attach queue \(queue) of TAP '\(name)' in \(namespace) (TUNSETIFF)", negated: fd))

@@ -27,7 +27,9 @@ public struct NetPlumbing: Sendable {
     }
 
     /// Opens `count` queues of the TAP `name` (one fd each, `TUNSETIFF` on the existing link),
-    /// for hand-over to a VMM. More than one queue needs a multi-queue TAP.
+    /// for hand-over to a VMM. More than one queue needs a multi-queue TAP. A single-queue TAP
+    /// that stays attached elsewhere fails with EBUSY (after up to 50 ms of waiting for a
+    /// concurrently forked child to let go of it).
     public func openTapQueues(_ name: String, count: Int = 1, in namespace: NetworkNamespace = .current) async throws(NetPlumbingError) -> QueueDescriptors {
         let name = try InterfaceName(name)
         let fds = try await run(namespace) { ops throws(NetPlumbingError) in try ops.openTapQueues(name, count: count) }

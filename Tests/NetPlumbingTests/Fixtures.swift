@@ -75,3 +75,13 @@ func runIP(_ args: [String]) -> Int32 {
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     return status
 }
+
+/// Awaits `condition` until it holds or `seconds` pass; returns whether it held.
+func eventually(within seconds: Int = 5, _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while true {
+        if try await condition() { return true }
+        if ContinuousClock.now >= deadline { return false }
+        await Task.yield()
+    }
+}
