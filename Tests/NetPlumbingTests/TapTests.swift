@@ -113,6 +113,21 @@ import Glibc
         }
     }
 
+    @Test func aSingleQueueTapInUseIsBusy() async throws {
+        try await withScratchNamespace { ns in
+            _ = try await plumbing.createTap(TapRequest(name: "sq1", tag: try tag("vm1")), in: ns)
+            let held = try await plumbing.openTapQueues("sq1", count: 1, in: ns)
+            do {
+                _ = try await plumbing.openTapQueues("sq1", count: 1, in: ns)
+                Issue.record("a single-queue TAP was attached twice")
+            } catch let NetPlumbingError.system(error) {
+                #expect(error.errno == EBUSY)
+                #expect(error.operation.contains("attach queue 0 of TAP 'sq1'"))
+            }
+            _ = consume held
+        }
+    }
+
     @Test func createIsIdempotentAndNamesEveryDifference() async throws {
         try await withScratchNamespace { ns in
             let request = TapRequest(name: "tap0", tag: try tag("vm1"), owner: 1000, mtu: 9000)
