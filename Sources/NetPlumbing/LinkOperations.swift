@@ -309,7 +309,7 @@ final class LinkOperations {
                     let changes = try LinkBuilder(rtnl_link_alloc, operation: "configure veth '\(end)'")
                     changes.set(up: request.up ? true : nil)
                     changes.set(alias: request.tag?.alias)
-                    try socket.change(index: try socket.require(end, field: "name").index, changes.link, "configure veth '\(end)'")
+                    try socket.change(name: end, changes.link, "configure veth '\(end)'")
                 }
             } catch {
                 try? socket.delete(name)

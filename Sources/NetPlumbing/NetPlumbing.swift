@@ -120,7 +120,8 @@ public struct NetPlumbing: Sendable {
     }
 
     /// Deletes the tagged links whose VM is not in `knownVMs`; untagged links and links of known
-    /// VMs stay. Returns what was removed.
+    /// VMs stay. Returns what was removed. MACVTAP device nodes live in directories NetPlumbing
+    /// does not track; whoever made them removes them (``delete(_:deviceDirectory:in:)``).
     @discardableResult
     public func reap(in namespace: NetworkNamespace = .current, knownVMs: Set<String>) async throws(NetPlumbingError) -> [OwnedLink] {
         try await run(namespace) { ops throws(NetPlumbingError) in try ops.reap(knownVMs: knownVMs) }
