@@ -14,13 +14,7 @@
 #include <linux/ethtool.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
-#include <linux/rtnetlink.h>
 #include <linux/sockios.h>
-
-#include <netlink/netlink.h>
-#include <netlink/msg.h>
-#include <netlink/attr.h>
-#include <netlink/handlers.h>
 
 static int tun_open(void) {
     int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
@@ -191,59 +185,4 @@ int qx_char_device_numbers(const char *path, unsigned int *major_out, unsigned i
     *major_out = major(st.st_rdev);
     *minor_out = minor(st.st_rdev);
     return 0;
-}
-
-static int record_error(struct sockaddr_nl *who, struct nlmsgerr *e, void *arg) {
-    (void)who;
-    *(int *)arg = e->error < 0 ? -e->error : e->error;
-    return NL_STOP;
-}
-
-int qx_nl_capture_errors(struct nl_sock *sock, int *slot) {
-    struct nl_cb *cb = nl_socket_get_cb(sock);
-    if (!cb) return -ENOMEM;
-    int r = nl_cb_err(cb, NL_CB_CUSTOM, record_error, slot);
-    nl_cb_put(cb);
-    return r < 0 ? -EINVAL : 0;
-}
-
-struct get_links_ctx {
-    qx_nl_message_fn fn;
-    void *ctx;
-};
-
-static int on_link(struct nl_msg *msg, void *arg) {
-    struct get_links_ctx *c = arg;
-    struct nlmsghdr *h = nlmsg_hdr(msg);
-    if (h->nlmsg_type == RTM_NEWLINK) c->fn(h, h->nlmsg_len, c->ctx);
-    return NL_OK;
-}
-
-int qx_nl_get_links(struct nl_sock *sock, int ifindex, const char *name, qx_nl_message_fn fn, void *ctx) {
-    int dump = ifindex == 0 && name == NULL;
-    struct nl_msg *msg = nlmsg_alloc_simple(RTM_GETLINK, dump ? NLM_F_DUMP : 0);
-    if (!msg) return -ENOMEM;
-    struct ifinfomsg ifi;
-    memset(&ifi, 0, sizeof ifi);
-    ifi.ifi_family = AF_UNSPEC;
-    ifi.ifi_index = ifindex;
-    int r = -EMSGSIZE;
-    if (nlmsg_append(msg, &ifi, sizeof ifi, NLMSG_ALIGNTO) < 0) goto out;
-    if (!dump && ifindex == 0 && nla_put_string(msg, IFLA_IFNAME, name) < 0) goto out;
-    if (nla_put_u32(msg, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS) < 0) goto out;
-    struct nl_cb *own = nl_socket_get_cb(sock);
-    struct nl_cb *cb = own ? nl_cb_clone(own) : NULL;
-    if (own) nl_cb_put(own);
-    if (!cb) { r = -ENOMEM; goto out; }
-    struct get_links_ctx c = { fn, ctx };
-    nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, on_link, &c);
-    r = nl_send_auto(sock, msg);
-    if (r >= 0) r = nl_recvmsgs(sock, cb);
-    // A single-link request is answered by one message, then the acknowledgement libnl asked for.
-    if (r >= 0 && !dump) r = nl_wait_for_ack(sock);
-    nl_cb_put(cb);
-    r = r < 0 ? -EIO : 0;
-out:
-    nlmsg_free(msg);
-    return r;
 }

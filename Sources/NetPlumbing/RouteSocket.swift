@@ -28,7 +28,16 @@ final class RouteSocket {
             errorSlot.deallocate()
             throw .system(SystemError("connect a NETLINK_ROUTE socket in \(namespace)", errno: code))
         }
-        _ = qx_nl_capture_errors(sock, errorSlot)
+        // libnl turns an error reply into a lossy NLE_* code; this handler keeps nlmsgerr.error.
+        if let cb = nl_socket_get_cb(sock) {
+            _ = nl_cb_err(cb, NL_CB_CUSTOM, { _, error, slot in
+                if let error, let slot {
+                    slot.assumingMemoryBound(to: Int32.self).pointee = abs(error.pointee.error)
+                }
+                return Int32(NL_STOP.rawValue)
+            }, errorSlot)
+            nl_cb_put(cb)
+        }
         // One recvmsg per datagram instead of a peek and a read; 32 KiB holds any link message
         // and the dump batches the kernel sizes after our buffer.
         nl_socket_disable_msg_peek(sock)
@@ -81,27 +90,48 @@ final class RouteSocket {
         return links
     }
 
-    /// The RTM_NEWLINK messages answering a get (by index, else by name) or, with neither, a dump.
+    /// The RTM_NEWLINK messages answering a get (by index, else by name) or, with neither, a dump,
+    /// raw: libnl parses neither IFLA_MIN_MTU / IFLA_MAX_MTU nor tun's IFLA_INFO_DATA.
     /// A get of a missing link yields no message.
     func rawMessages(index: Int32, name: String?, operation: String) throws(NetPlumbingError) -> [[UInt8]] {
+        let dump = index == 0 && name == nil
+        guard let message = nlmsg_alloc_simple(Int32(RTM_GETLINK), dump ? NLM_F_DUMP : 0) else {
+            throw .system(SystemError("\(operation) in \(namespace)", errno: ENOMEM))
+        }
+        defer { nlmsg_free(message) }
+        var header = ifinfomsg()
+        header.ifi_family = UInt8(AF_UNSPEC)
+        header.ifi_index = index
+        var built = nlmsg_append(message, &header, MemoryLayout<ifinfomsg>.size, Int32(NLMSG_ALIGNTO)) >= 0
+        if built, index == 0, let name { built = nla_put_string(message, Int32(IFLA_IFNAME), name) >= 0 }
+        if built { built = nla_put_u32(message, Int32(IFLA_EXT_MASK), UInt32(RTEXT_FILTER_SKIP_STATS)) >= 0 }
+        guard built, let own = nl_socket_get_cb(sock) else {
+            throw .system(SystemError("\(operation): build the request", errno: EMSGSIZE))
+        }
+        let callbacks = nl_cb_clone(own)
+        nl_cb_put(own)
+        guard let callbacks else { throw .system(SystemError("\(operation) in \(namespace)", errno: ENOMEM)) }
+        defer { nl_cb_put(callbacks) }
         let collector = MessageCollector()
-        errorSlot.pointee = 0
         let context = Unmanaged.passUnretained(collector).toOpaque()
-        let deliver: qx_nl_message_fn = { bytes, length, ctx in
-            guard let ctx else { return }
-            Unmanaged<MessageCollector>.fromOpaque(ctx).takeUnretainedValue().add(bytes, length)
-        }
-        let r: Int32 = if let name {
-            qx_nl_get_links(sock, index, name, deliver, context)
-        } else {
-            qx_nl_get_links(sock, index, nil, deliver, context)
-        }
-        if r < 0 && errorSlot.pointee == ENODEV && (index != 0 || name != nil) {
+        _ = nl_cb_set(callbacks, NL_CB_VALID, NL_CB_CUSTOM, { message, context in
+            if let message, let context, let header = nlmsg_hdr(message), header.pointee.nlmsg_type == UInt16(RTM_NEWLINK) {
+                Unmanaged<MessageCollector>.fromOpaque(context).takeUnretainedValue()
+                    .add(UnsafeRawPointer(header), header.pointee.nlmsg_len)
+            }
+            return Int32(NL_OK.rawValue)
+        }, context)
+        errorSlot.pointee = 0
+        var r = nl_send_auto(sock, message)
+        if r >= 0 { r = nl_recvmsgs(sock, callbacks) }
+        // A get is answered by one message, then the acknowledgement libnl asked for.
+        if r >= 0 && !dump { r = nl_wait_for_ack(sock) }
+        if r < 0 && errorSlot.pointee == ENODEV && !dump {
             errorSlot.pointee = 0
             return []
         }
         try check(r, operation)
-        return collector.messages
+        return withExtendedLifetime(collector) { collector.messages }
     }
 
     /// RTM_NEWLINK with NLM_F_CREATE|NLM_F_EXCL.

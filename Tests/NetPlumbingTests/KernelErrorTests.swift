@@ -20,6 +20,26 @@ import Glibc
         }
     }
 
+    @Test func errnoThatLibnlWouldMistakeIsKept() async throws {
+        try await withScratchNamespace { ns in
+            try await withScratchDirectory { dir in
+                _ = try await plumbing.createVeth(VethRequest(name: "vp0", peer: "vp1"), in: ns)
+                let mac = "52:54:00:00:00:aa"
+                _ = try await plumbing.createMacvtap(MacvtapRequest(name: "mvt0", tag: try tag("vm1"), parent: "vp0", mac: mac,
+                                                                    deviceDirectory: dir), in: ns)
+                do {
+                    _ = try await plumbing.createMacvtap(MacvtapRequest(name: "mvt1", tag: try tag("vm2"), parent: "vp0", mac: mac,
+                                                                        deviceDirectory: dir), in: ns)
+                    Issue.record("two MACVTAPs with one MAC on one parent")
+                } catch let NetPlumbingError.system(error) {
+                    // The kernel says EADDRINUSE; libnl's code for it is NLE_EXIST, which reads as EEXIST.
+                    #expect(error.errno == EADDRINUSE)
+                    #expect(error.operation.contains("create MACVTAP 'mvt1' on 'vp0'"))
+                }
+            }
+        }
+    }
+
     @Test func deletingAMissingLinkIsENODEV() async throws {
         try await withScratchNamespace { ns in
             let expected = NetPlumbingError.linkNotFound(field: "name", name: "ghost0", namespace: ns.description)

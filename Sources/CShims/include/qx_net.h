@@ -1,10 +1,8 @@
-// qx_net.h: TUN/TAP and ethtool ioctls, mount calls for a namespace's private sysfs, and the
-// netlink error capture NetPlumbing needs. Functions return >= 0 on success or -errno.
+// qx_net.h: TUN/TAP and ethtool ioctls and the mount calls for a namespace's private sysfs,
+// which Swift cannot make (ioctl and mount flag macros). Functions return >= 0 or -errno.
 #pragma once
 #include <stdint.h>
 #include <sys/types.h>
-
-struct nl_sock;
 
 // TUN_F_* offload bits; USO4/USO6 are missing from older <linux/if_tun.h>.
 enum {
@@ -88,14 +86,3 @@ int qx_mknod_char(const char *_Nonnull path, unsigned int mode, unsigned int maj
 
 // st_rdev of `path` split into major/minor when it is a character device (-ENODEV if not).
 int qx_char_device_numbers(const char *_Nonnull path, unsigned int *_Nonnull major, unsigned int *_Nonnull minor);
-
-// Makes every netlink error reply on `sock` store the kernel's errno (nlmsgerr.error, positive)
-// into *slot; libnl itself only reports lossy NLE_* codes. `slot` must outlive the socket.
-int qx_nl_capture_errors(struct nl_sock *_Nonnull sock, int *_Nonnull slot);
-
-// Sends an RTM_GETLINK for one link (by name when ifindex is 0) or a dump of all links, and
-// hands each raw RTM_NEWLINK message to `fn`. Raw, because libnl parses neither IFLA_MIN_MTU /
-// IFLA_MAX_MTU nor tun's IFLA_INFO_DATA.
-typedef void (*qx_nl_message_fn)(const void *_Nonnull bytes, uint32_t length, void *_Nullable ctx);
-int qx_nl_get_links(struct nl_sock *_Nonnull sock, int ifindex, const char *_Nullable name,
-                    qx_nl_message_fn _Nonnull fn, void *_Nullable ctx);
