@@ -320,8 +320,7 @@ final class LinkOperations {
     }
 
     func createBridge(_ request: BridgeRequest) throws(NetPlumbingError) -> LinkInfo {
-        let name = try InterfaceName(request.name)
-        let common = try CommonLinkFields.validate(mtu: request.mtu, mac: nil, txQueueLength: nil, master: nil)
+        let (name, common) = try request.validated()
         if let existing = try socket.link(named: name) {
             var d: [LinkDifference] = []
             if existing.kind != "bridge" {

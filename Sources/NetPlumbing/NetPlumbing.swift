@@ -67,7 +67,7 @@ public struct NetPlumbing: Sendable {
 
     /// Creates a veth pair; returns both ends.
     public func createVeth(_ request: VethRequest, in namespace: NetworkNamespace = .current) async throws(NetPlumbingError) -> (LinkInfo, LinkInfo) {
-        _ = try request.validated()
+        try request.validate()
         let pair = try await run(namespace) { ops throws(NetPlumbingError) in
             let (a, b) = try ops.createVeth(request)
             return [a, b]
@@ -77,7 +77,7 @@ public struct NetPlumbing: Sendable {
 
     /// Creates a Linux bridge.
     public func createBridge(_ request: BridgeRequest, in namespace: NetworkNamespace = .current) async throws(NetPlumbingError) -> LinkInfo {
-        _ = try InterfaceName(request.name)
+        try request.validate()
         return try await run(namespace) { ops throws(NetPlumbingError) in try ops.createBridge(request) }
     }
 

@@ -160,6 +160,7 @@ public struct MacvtapRequest: Hashable, Sendable {
         self.deviceGroup = deviceGroup
     }
 
+    /// Checks every field without touching the kernel.
     public func validate() throws(NetPlumbingError) {
         _ = try validated()
     }
@@ -195,6 +196,11 @@ public struct VethRequest: Hashable, Sendable {
         self.up = up
     }
 
+    /// Checks every field without touching the kernel.
+    public func validate() throws(NetPlumbingError) {
+        _ = try validated()
+    }
+
     func validated() throws(NetPlumbingError) -> (InterfaceName, InterfaceName, CommonLinkFields) {
         let name = try InterfaceName(name)
         let peer: InterfaceName
@@ -218,6 +224,15 @@ public struct BridgeRequest: Hashable, Sendable {
         self.tag = tag
         self.mtu = mtu
         self.up = up
+    }
+
+    /// Checks every field without touching the kernel.
+    public func validate() throws(NetPlumbingError) {
+        _ = try validated()
+    }
+
+    func validated() throws(NetPlumbingError) -> (InterfaceName, CommonLinkFields) {
+        (try InterfaceName(name), try CommonLinkFields.validate(mtu: mtu, mac: nil, txQueueLength: nil, master: nil))
     }
 }
 
