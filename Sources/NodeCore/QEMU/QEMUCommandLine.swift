@@ -274,7 +274,7 @@ struct QEMUArgumentWriter {
         ]))
         add("-blockdev", opts("driver=raw", [("node-name", "fmt-\(disk.id)"), ("file", "file-\(disk.id)"), ("read-only", readOnly)]))
         var top = "fmt-\(disk.id)"
-        let group: String? = if let limiter = disk.rateLimiter {
+        let group: String? = if disk.rateLimiter != nil {
             "tg-disk-\(disk.id)"
         } else {
             disk.rateLimitGroup.map { "tg-\($0)" }
