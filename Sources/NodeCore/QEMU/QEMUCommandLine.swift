@@ -281,7 +281,9 @@ struct QEMUArgumentWriter {
         }
         if let limiter = disk.rateLimiter, let group { add("-object", throttleGroup(group, limiter)) }
         if let group {
-            add("-blockdev", opts("driver=throttle", [("node-name", "thr-\(disk.id)"), ("throttle-group", group), ("file", top)]))
+            add("-blockdev", opts("driver=throttle", [
+                ("node-name", "thr-\(disk.id)"), ("throttle-group", group), ("file", top), ("read-only", readOnly),
+            ]))
             top = "thr-\(disk.id)"
         }
         add("-device", opts(virtio("virtio-blk"), [
@@ -315,6 +317,8 @@ struct QEMUArgumentWriter {
         let offloadCsum = nic.offloadCsum ? nil : "off"
         var parts: [(String, String?)] = [("netdev", "net-\(nic.id)"), ("id", nic.id), ("mac", mac),
                                           ("host_mtu", nic.mtu.map(String.init))]
+        // No option ROM (iPXE) on PCI NICs: the guest boots from its kernel, not the network.
+        if machine == .q35 { parts.append(("romfile", "")) }
         if pairs > 1 {
             parts.append(("mq", "on"))
             if machine == .q35 { parts.append(("vectors", "\(2 * pairs + 2)")) }
