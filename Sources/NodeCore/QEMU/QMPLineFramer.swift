@@ -1,6 +1,7 @@
 /// A QMP line was longer than the framer accepts.
 public struct QMPLineTooLong: Error, Hashable, Sendable, CustomStringConvertible {
     public let limit: Int
+    public init(limit: Int) { self.limit = limit }
     public var description: String { "QMP message longer than \(limit) bytes without a line end" }
 }
 
