@@ -99,19 +99,74 @@ struct QEMUBootTests {
 
     @Test func q35HotplugsIntoASpareRootPort() async throws {
         var spec = QEMUTestVM.tinySpec(name: "qmp-q35")
-        spec.memory.size = .mebibytes(128)
+        spec.cpus = CPUSpec(bootVCPUs: 1, maxVCPUs: 2)
+        spec.memory = MemorySpec(size: .mebibytes(128), hotplugSize: .mebibytes(128))
         let vm = try QEMUTestVM.launch(spec: spec, pciHotplug: true)
         defer { vm.destroy() }
         #expect(vm.commandLine.machine == .q35)
         try await vm.console.waitFor(Self.marker, occurrences: 1)
         let qmp = try await QMPClient.connect(socketPath: vm.qmpPath)
         defer { qmp.close() }
+        let cpus = try await qmp.execute("query-hotpluggable-cpus")
+        guard case .array(let slots) = cpus else { throw QMPError.malformed("query-hotpluggable-cpus: \(cpus)") }
+        #expect(slots.count == 2)
+        #expect(slots.filter { $0["qom-path"] == nil }.count == 1, "one vCPU slot left for hotplug")
+        let memory = try await qmp.execute("query-memory-size-summary")
+        #expect(memory["base-memory"] == .int(128 << 20))
+
         try await qmp.deviceAdd(driver: "virtio-rng-pci", id: "rng-hot", properties: ["bus": .string("hp0")])
         let tree = try await qmp.execute("qom-list", arguments: ["path": .string("/machine/peripheral")])
         #expect(tree.description.contains("\"rng-hot\""))
         await #expect(throws: QMPError.self) {
             try await qmp.deviceAdd(driver: "virtio-rng-pci", id: "rng-hot", properties: ["bus": .string("hp1")])
         }
+        try await qmp.quit()
+        #expect(try await vm.waitForExit() == .exited(0))
+    }
+
+    @Test func disksConsoleAndSharedMemoryAsQEMUSeesThem() async throws {
+        let images = FileManager.default.temporaryDirectory.path + "/qarax-qemu-images-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: false)
+        defer { _ = try? FileManager.default.removeItem(atPath: images) }
+        for name in ["root.raw", "data.raw"] {
+            #expect(FileManager.default.createFile(atPath: "\(images)/\(name)", contents: Data(count: 1 << 20)))
+        }
+        var spec = QEMUTestVM.tinySpec(name: "qmp-devices")
+        spec.cpus = CPUSpec(bootVCPUs: 2)
+        spec.memory = MemorySpec(size: .mebibytes(128), shared: true, prefault: true)
+        spec.console = ConsoleSpec(mode: .tty)
+        spec.rateLimitGroups = [RateLimitGroupSpec(id: "slow", rateLimiter: RateLimiterSpec(
+            bandwidth: TokenBucketSpec(size: 1 << 20, refillTime: 1000)))]
+        spec.disks = [
+            DiskSpec(id: "root", path: "\(images)/root.raw", direct: true, numQueues: 2, rateLimitGroup: "slow", serial: "QX-ROOT"),
+            DiskSpec(id: "data", path: "\(images)/data.raw", readonly: true,
+                     rateLimiter: RateLimiterSpec(ops: TokenBucketSpec(size: 50, refillTime: 100))),
+        ]
+        let vm = try QEMUTestVM.launch(spec: spec)
+        defer { vm.destroy() }
+        try await vm.console.waitFor(Self.marker, occurrences: 1)
+        let qmp = try await QMPClient.connect(socketPath: vm.qmpPath)
+        defer { qmp.close() }
+
+        let nodes = try await qmp.execute("query-named-block-nodes")
+        guard case .array(let list) = nodes else { throw QMPError.malformed("query-named-block-nodes: \(nodes)") }
+        var byName: [String: QMPValue] = [:]
+        for node in list { if let name = node["node-name"]?.stringValue { byName[name] = node } }
+        #expect(byName["fmt-data"]?["ro"] == .bool(true))
+        #expect(byName["fmt-root"]?["ro"] == .bool(false))
+        #expect(byName["thr-root"]?["drv"] == .string("throttle"))
+        #expect(byName["thr-data"]?["drv"] == .string("throttle"))
+        #expect(byName["file-root"]?["cache"]?["direct"] == .bool(true))
+        let bps = try await qmp.execute("qom-get", arguments: ["path": .string("/objects/tg-slow"), "property": .string("x-bps-total")])
+        #expect(bps == .int(1 << 20))
+        let iops = try await qmp.execute("qom-get", arguments: ["path": .string("/objects/tg-disk-data"), "property": .string("x-iops-total")])
+        #expect(iops == .int(500))
+        let share = try await qmp.execute("qom-get", arguments: ["path": .string("/objects/mem0"), "property": .string("share")])
+        #expect(share == .bool(true))
+        let serial = try await qmp.execute("qom-get", arguments: ["path": .string("/machine/peripheral/root"), "property": .string("serial")])
+        #expect(serial == .string("QX-ROOT"))
+        let chardevs = try await qmp.execute("query-chardev")
+        #expect(chardevs.description.contains("\"console0\""))
         try await qmp.quit()
         #expect(try await vm.waitForExit() == .exited(0))
     }
