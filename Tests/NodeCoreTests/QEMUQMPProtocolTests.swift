@@ -186,6 +186,17 @@ struct SplitMix64: RandomNumberGenerator {
         }
     }
 
+    @Test func cancellingWhileWaitingForTheGreetingFailsWithCancelled() async throws {
+        let (client, peer) = try Self.pair()
+        defer { close(peer) }
+        let connecting = Task { try await QMPClient.negotiate(adopting: FileDescriptor(adopting: client)) }
+        connecting.cancel()
+        await #expect(throws: QMPError.cancelled) { _ = try await connecting.value }
+        // The client end is closed: the peer reads end-of-file.
+        var byte: UInt8 = 0
+        #expect(recv(peer, &byte, 1, 0) == 0)
+    }
+
     @Test func connectingToAMissingSocketReportsErrno() async throws {
         await #expect(throws: QMPError.system(SystemError("connect /nonexistent/qmp.sock", errno: ENOENT))) {
             _ = try await QMPClient.connect(socketPath: "/nonexistent/qmp.sock")

@@ -38,6 +38,7 @@ public enum QEMUCommandLineError: Error, Hashable, Sendable, CustomStringConvert
 ///   (`-chardev socket,fd=N,server=on,wait=off`).
 /// - `-M microvm,x-option-roms=off,pit=off,pic=off,rtc=off`: no option ROMs, legacy timers or PIC;
 ///   a Linux guest uses the LAPIC timer and IOAPIC and finds its virtio-mmio devices through ACPI.
+///   ACPI stays on (the default): without it `system_powerdown` has no power button to press.
 ///   `isa-serial` follows the specification's serial port.
 /// - `mem-merge` is always explicit: QEMU merges (KSM) by default.
 /// - TAP/MACVTAP NICs get the node's descriptors (`-netdev tap,fd=` / `fds=`) and `vhost=off` (the
@@ -150,7 +151,7 @@ struct QEMUArgumentWriter {
         for disk in spec.disks { writeDisk(disk) }
         for nic in spec.nics { writeNIC(nic) }
         if machine == .q35 && configuration.pciHotplug {
-            for port in 0..<configuration.hotplugPorts {
+            for port in 0..<max(0, configuration.hotplugPorts) {
                 add("-device", "pcie-root-port,id=hp\(port),bus=pcie.0,chassis=\(port + 1)")
             }
         }

@@ -30,7 +30,9 @@ public final class QMPClient: Sendable {
     }
 
     /// Connects to the QMP socket at `path`, reads the greeting and negotiates capabilities (none
-    /// enabled), ready for commands.
+    /// enabled), ready for commands. QEMU serves one QMP client per monitor at a time; a second
+    /// connection waits for the greeting until the first closes. Cancelling the task while it
+    /// waits for the greeting fails with ``QMPError/cancelled``.
     public static func connect(socketPath path: String) async throws(QMPError) -> QMPClient {
         try await start(QMPConnection.Endpoint.path(path))
     }
@@ -176,16 +178,28 @@ final class QMPConnection: @unchecked Sendable {
         _ = Glibc.close(wakeWriter)
     }
 
+    /// Waits for QEMU's greeting; cancelling the task closes the connection.
     func awaitGreeting() async throws(QMPError) -> QMPValue {
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<QMPValue, QMPError>, Never>) in
-            let immediate: Result<QMPValue, QMPError>? = state.withLock { state in
-                if let greeting = state.greeting { return .success(greeting) }
-                if let ended = state.ended { return .failure(ended) }
-                state.greetingWaiter = continuation
-                return nil
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<QMPValue, QMPError>, Never>) in
+                let immediate: Result<QMPValue, QMPError>? = state.withLock { state in
+                    if let greeting = state.greeting { return .success(greeting) }
+                    if let ended = state.ended { return .failure(ended) }
+                    if Task.isCancelled { return .failure(.cancelled) }
+                    state.greetingWaiter = continuation
+                    return nil
+                }
+                if let immediate { continuation.resume(returning: immediate) }
             }
-            if let immediate { continuation.resume(returning: immediate) }
+        } onCancel: {
+            let waiter = state.withLock { state in
+                defer { state.greetingWaiter = nil }
+                return state.greetingWaiter
+            }
+            waiter?.resume(returning: .failure(.cancelled))
+            close()
         }
+        if case .failure = result { close() }
         return try result.get()
     }
 
