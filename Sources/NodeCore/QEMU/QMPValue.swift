@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A JSON value as QMP carries it, decoded and encoded by Foundation's `JSONDecoder`/`JSONEncoder`.
 /// Integers stay integers (`1` is ``int(_:)``, `1.0` is ``double(_:)``).
