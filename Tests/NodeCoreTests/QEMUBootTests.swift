@@ -43,6 +43,11 @@ struct QEMUBootTests {
         try await vm.console.waitFor(Self.marker, occurrences: 2)
         #expect(try await qmp.queryStatus().state == .running)
 
+        // The tiny guest has no ACPI driver: the button is pressed, nothing shuts down.
+        try await qmp.systemPowerdown()
+        #expect(try await nextEvent(events)?.kind == .powerdown)
+        #expect(try await qmp.queryStatus().state == .running)
+
         try await qmp.quit()
         #expect(try await nextEvent(events)?.kind == .shutdown(guest: false, reason: .hostQMPQuit))
         #expect(try await nextEvent(events) == nil, "the event stream ends with the connection")

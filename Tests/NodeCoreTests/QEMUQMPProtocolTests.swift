@@ -175,6 +175,34 @@ struct SplitMix64: RandomNumberGenerator {
         #expect(received.first?.timestamp == 5.5)
     }
 
+    @Test func eventsAreTyped() async throws {
+        let (qmp, peer) = try await Self.negotiated()
+        defer { qmp.close() }
+        let lines = [
+            #"{"event": "DEVICE_DELETED", "data": {"device": "nic1", "path": "/machine/peripheral/nic1"}, "timestamp": {"seconds": 1, "microseconds": 0}}"#,
+            #"{"event": "DEVICE_DELETED", "data": {"path": "/machine/peripheral-anon/device[0]/virtio-backend"}, "timestamp": {"seconds": 1, "microseconds": 0}}"#,
+            #"{"event": "GUEST_PANICKED", "data": {"action": "pause"}, "timestamp": {"seconds": 2, "microseconds": 0}}"#,
+            #"{"event": "RESET", "data": {"guest": true, "reason": "guest-reset"}, "timestamp": {"seconds": 3, "microseconds": 0}}"#,
+            #"{"event": "POWERDOWN", "timestamp": {"seconds": 4, "microseconds": 0}}"#,
+            #"{"event": "SHUTDOWN", "data": {"guest": false, "reason": "something-new"}, "timestamp": {"seconds": 5, "microseconds": 0}}"#,
+            #"{"event": "NIC_RX_FILTER_CHANGED", "data": {"name": "nic1"}, "timestamp": {"seconds": 6, "microseconds": 0}}"#,
+        ]
+        Self.send(peer, lines.joined(separator: "\r\n") + "\r\n")
+        close(peer)
+        var received: [QMPEvent] = []
+        for await event in qmp.events { received.append(event) }
+        #expect(received.map(\.kind) == [
+            .deviceDeleted(device: "nic1", path: "/machine/peripheral/nic1"),
+            .deviceDeleted(device: nil, path: "/machine/peripheral-anon/device[0]/virtio-backend"),
+            .guestPanicked(action: "pause"),
+            .reset(guest: true, reason: .guestReset),
+            .powerdown,
+            .shutdown(guest: false, reason: QMPShutdownReason(rawValue: "something-new")),
+            .other("NIC_RX_FILTER_CHANGED"),
+        ])
+        #expect(received.last?.data?["name"] == .string("nic1"))
+    }
+
     @Test func greetingThatIsNotQMPIsRefused() async throws {
         let (client, peer) = try Self.pair()
         defer { close(peer) }
