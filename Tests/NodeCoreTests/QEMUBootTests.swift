@@ -25,6 +25,8 @@ struct QEMUBootTests {
         defer { events.stop() }
         #expect(qmp.greeting.version.major >= 7)
         #expect(try await qmp.queryVersion() == qmp.greeting.version)
+        #expect(QMPVersion(versionOutput: try QEMUBootHost.versionOutput()) == qmp.greeting.version,
+                "`--version` and QMP agree")
 
         var status = try await qmp.queryStatus()
         #expect(status.running && status.state == .running)
@@ -187,6 +189,18 @@ enum QEMUBootHost {
     static let qemuBinary = (["/usr/bin/qemu-system-x86_64", "/usr/local/bin/qemu-system-x86_64"] as [String])
         .first { access($0, X_OK) == 0 }
     static let available = access("/dev/kvm", R_OK | W_OK) == 0 && qemuBinary != nil
+
+    static func versionOutput() throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: qemuBinary ?? "/usr/bin/qemu-system-x86_64")
+        process.arguments = ["--version"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
 }
 
 struct DeadlineExceeded: Error, CustomStringConvertible {

@@ -76,6 +76,20 @@ struct SplitMix64: RandomNumberGenerator {
         #expect(throws: QMPLineTooLong(limit: 8)) { try overInOneGo.append(Array("123456789\r\nok\r\n".utf8)) }
     }
 
+    @Test(arguments: [
+        ("QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright (c) 2003-2022 Fabrice Bellard",
+         QMPVersion(major: 7, minor: 2, micro: 22, package: "Debian 1:7.2+dfsg-7+deb12u18+b3")),
+        ("QEMU emulator version 9.1.0\n", QMPVersion(major: 9, minor: 1, micro: 0)),
+    ])
+    func versionOutputParses(_ output: String, _ version: QMPVersion) {
+        #expect(QMPVersion(versionOutput: output) == version)
+    }
+
+    @Test(arguments: ["", "qemu 7.2", "QEMU emulator version 7.2\n", "QEMU emulator version x.y.z"])
+    func versionOutputRefusesOtherText(_ output: String) {
+        #expect(QMPVersion(versionOutput: output) == nil)
+    }
+
     @Test func valuesKeepIntegersApartFromDoubles() throws {
         let value = try JSONDecoder().decode(QMPValue.self, from: Data(#"{"a": 1, "b": 1.5, "c": true, "d": null, "e": ["x"]}"#.utf8))
         #expect(value == .object(["a": .int(1), "b": .double(1.5), "c": .bool(true), "d": .null, "e": .array([.string("x")])]))

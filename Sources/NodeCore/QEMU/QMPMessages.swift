@@ -71,6 +71,29 @@ public struct QMPVersion: Hashable, Sendable, CustomStringConvertible {
     /// The distribution's package string, e.g. `Debian 1:7.2+dfsg-7+deb12u18+b3`.
     public let package: String
 
+    public init(major: Int, minor: Int, micro: Int, package: String = "") {
+        self.major = major
+        self.minor = minor
+        self.micro = micro
+        self.package = package
+    }
+
+    /// Reads the first line of `qemu-system-x86_64 --version`, e.g.
+    /// `QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)`; `nil` when it is not that.
+    public init?(versionOutput: String) {
+        let prefix = "QEMU emulator version "
+        guard let line = versionOutput.split(separator: "\n").first, line.hasPrefix(prefix) else { return nil }
+        let rest = line.dropFirst(prefix.count)
+        let number = rest.prefix { $0 != " " }
+        let parts = number.split(separator: ".").map { Int($0) }
+        guard parts.count == 3, let major = parts[0], let minor = parts[1], let micro = parts[2] else { return nil }
+        var package = ""
+        if let open = rest.firstIndex(of: "("), let close = rest.lastIndex(of: ")"), open < close {
+            package = String(rest[rest.index(after: open)..<close])
+        }
+        self.init(major: major, minor: minor, micro: micro, package: package)
+    }
+
     init(_ value: QMPValue) throws(QMPError) {
         guard let qemu = value["qemu"], let major = qemu["major"]?.intValue, let minor = qemu["minor"]?.intValue,
               let micro = qemu["micro"]?.intValue else {
