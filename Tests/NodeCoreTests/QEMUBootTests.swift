@@ -428,7 +428,9 @@ final class QEMUTestVM: Sendable {
         }
     }
 
-    static func launch(spec: VMSpec, debugExit: Bool = false, pciHotplug: Bool = false) throws -> QEMUTestVM {
+    /// `hostNICs` gives the test's TAP descriptors per NIC id; QEMU gets them as fds 5, 6, …
+    static func launch(spec: VMSpec, debugExit: Bool = false, pciHotplug: Bool = false,
+                       hostNICs: [(id: String, fds: [Int32], mac: MACAddress)] = []) throws -> QEMUTestVM {
         guard let binary = QEMUBootHost.qemuBinary else { throw SystemError("find qemu-system-x86_64", errno: ENOENT) }
         let directory = FileManager.default.temporaryDirectory.path + "/qarax-qemu-\(spec.name)-\(getpid())-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
@@ -445,10 +447,17 @@ final class QEMUTestVM: Sendable {
         var readEndOwned = true
         cleanup.append { if readEndOwned { _ = Glibc.close(pipeFDs[0]) } }
 
-        let configuration = QEMULaunchConfiguration(qmpListenerFD: 3, console: .inheritedFD(4),
+        var mapping = [listener, pipeFDs[1]]
+        var nics: [String: QEMUHostNIC] = [:]
+        for nic in hostNICs {
+            let numbers = nic.fds.indices.map { Int32(mapping.count + 3 + $0) }
+            mapping += nic.fds
+            nics[nic.id] = QEMUHostNIC(fds: numbers, mac: nic.mac)
+        }
+        let configuration = QEMULaunchConfiguration(qmpListenerFD: 3, console: .inheritedFD(4), nics: nics,
                                                     pciHotplug: pciHotplug, debugExit: debugExit)
         let commandLine = try QEMUCommandLine.build(for: spec, configuration: configuration)
-        let pid = try spawn(argv: commandLine.argv(binary: binary), mapping: [listener, pipeFDs[1]],
+        let pid = try spawn(argv: commandLine.argv(binary: binary), mapping: mapping,
                             stderrPath: directory + "/stderr.log")
         readEndOwned = false
         let console = ConsoleCapture(readingFrom: pipeFDs[0])
