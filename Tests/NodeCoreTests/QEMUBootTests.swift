@@ -21,7 +21,7 @@ struct QEMUBootTests {
 
         let qmp = try await QMPClient.connect(socketPath: vm.qmpPath)
         defer { qmp.close() }
-        let events = EventInbox(qmp.events)
+        let events = QEMUEventInbox(qmp.events)
         defer { events.stop() }
         #expect(qmp.greeting.version.major >= 7)
         #expect(try await qmp.queryVersion() == qmp.greeting.version)
@@ -178,7 +178,7 @@ struct QEMUBootTests {
         #expect(try await vm.waitForExit() == .exited(0))
     }
 
-    private func nextEvent(_ events: EventInbox) async throws -> QMPEvent? {
+    private func nextEvent(_ events: QEMUEventInbox) async throws -> QMPEvent? {
         try await events.next()
     }
 }
@@ -203,14 +203,14 @@ enum QEMUBootHost {
     }
 }
 
-struct DeadlineExceeded: Error, CustomStringConvertible {
+struct QEMUDeadlineExceeded: Error, CustomStringConvertible {
     let what: String
     let seconds: Double
     var description: String { "no \(what) within \(seconds) s" }
 }
 
-/// Runs `body`, failing with ``DeadlineExceeded`` when it takes longer than `seconds`.
-func withDeadline<T: Sendable>(
+/// Runs `body`, failing with ``QEMUDeadlineExceeded`` when it takes longer than `seconds`.
+func qemuWithDeadline<T: Sendable>(
     seconds: Double, _ what: String, _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     try await withThrowingTaskGroup(of: T?.self) { group in
@@ -221,7 +221,7 @@ func withDeadline<T: Sendable>(
         }
         defer { group.cancelAll() }
         guard let first = try await group.next(), let value = first else {
-            throw DeadlineExceeded(what: what, seconds: seconds)
+            throw QEMUDeadlineExceeded(what: what, seconds: seconds)
         }
         return value
     }
@@ -229,7 +229,7 @@ func withDeadline<T: Sendable>(
 
 /// Consumes an event stream in the background; ``next()`` hands the events out in order, with a
 /// deadline, and `nil` once the stream has finished.
-final class EventInbox: Sendable {
+final class QEMUEventInbox: Sendable {
     private struct State {
         var items: [QMPEvent] = []
         var finished = false
@@ -265,7 +265,7 @@ final class EventInbox: Sendable {
 
     func next(seconds: Double = 10) async throws -> QMPEvent? {
         let shared = self.shared
-        return try await withDeadline(seconds: seconds, "a QMP event") {
+        return try await qemuWithDeadline(seconds: seconds, "a QMP event") {
             while true {
                 let taken: QMPEvent?? = shared.state.withLock { state in
                     if !state.items.isEmpty { return .some(state.items.removeFirst()) }
@@ -286,13 +286,13 @@ final class EventInbox: Sendable {
 }
 
 /// How a process ended.
-enum ProcessExit: Equatable, Sendable {
+enum QEMUProcessExit: Equatable, Sendable {
     case exited(Int32)
     case signalled(Int32)
 }
 
 /// Reads a pipe on its own thread and lets tests await text in it.
-final class ConsoleCapture: @unchecked Sendable {
+final class QEMUConsoleCapture: @unchecked Sendable {
     // `@unchecked Sendable`: the fd is read only by the reader thread; `state` is behind a mutex.
     private struct Waiter {
         let marker: String
@@ -345,7 +345,7 @@ final class ConsoleCapture: @unchecked Sendable {
     func waitFor(_ marker: String, occurrences: Int, seconds: Double = 20) async throws {
         let key = UUID()
         do {
-            try await withDeadline(seconds: seconds, "\"\(marker)\" ×\(occurrences) on the console") {
+            try await qemuWithDeadline(seconds: seconds, "\"\(marker)\" ×\(occurrences) on the console") {
                 try await withTaskCancellationHandler {
                     try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                         let done = self.state.withLock { state in
@@ -360,7 +360,7 @@ final class ConsoleCapture: @unchecked Sendable {
                     waiter?.continuation.resume(throwing: CancellationError())
                 }
             }
-        } catch let error as DeadlineExceeded {
+        } catch let error as QEMUDeadlineExceeded {
             Issue.record("console so far: \(text.debugDescription)")
             throw error
         }
@@ -373,13 +373,13 @@ final class QEMUTestVM: Sendable {
     let pid: pid_t
     let directory: String
     let qmpPath: String
-    let console: ConsoleCapture
+    let console: QEMUConsoleCapture
     let commandLine: QEMUCommandLine
     private final class Reaped: Sendable {
-        let exit = Mutex<ProcessExit?>(nil)
+        let exit = Mutex<QEMUProcessExit?>(nil)
     }
     private let reaped = Reaped()
-    private let exitStatus: Task<ProcessExit, Never>
+    private let exitStatus: Task<QEMUProcessExit, Never>
 
     static let repositoryRoot: String = {
         var url = URL(fileURLWithPath: #filePath)
@@ -406,7 +406,7 @@ final class QEMUTestVM: Sendable {
                serial: ConsoleSpec(mode: .tty))
     }
 
-    private init(pid: pid_t, directory: String, console: ConsoleCapture, commandLine: QEMUCommandLine) {
+    private init(pid: pid_t, directory: String, console: QEMUConsoleCapture, commandLine: QEMUCommandLine) {
         self.pid = pid
         self.directory = directory
         self.qmpPath = directory + "/qmp.sock"
@@ -418,7 +418,7 @@ final class QEMUTestVM: Sendable {
                 let thread = Thread {
                     var status: Int32 = 0
                     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-                    let exit: ProcessExit = status & 0x7f == 0 ? .exited((status >> 8) & 0xff) : .signalled(status & 0x7f)
+                    let exit: QEMUProcessExit = status & 0x7f == 0 ? .exited((status >> 8) & 0xff) : .signalled(status & 0x7f)
                     reaped.exit.withLock { $0 = exit }
                     continuation.resume(returning: exit)
                 }
@@ -460,15 +460,15 @@ final class QEMUTestVM: Sendable {
         let pid = try spawn(argv: commandLine.argv(binary: binary), mapping: mapping,
                             stderrPath: directory + "/stderr.log")
         readEndOwned = false
-        let console = ConsoleCapture(readingFrom: pipeFDs[0])
+        let console = QEMUConsoleCapture(readingFrom: pipeFDs[0])
         cleanup.removeFirst()  // the directory stays until destroy()
         return QEMUTestVM(pid: pid, directory: directory, console: console, commandLine: commandLine)
     }
 
-    func waitForExit(seconds: Double = 20) async throws -> ProcessExit {
+    func waitForExit(seconds: Double = 20) async throws -> QEMUProcessExit {
         let status = exitStatus
         do {
-            return try await withDeadline(seconds: seconds, "exit of QEMU \(pid)") { await status.value }
+            return try await qemuWithDeadline(seconds: seconds, "exit of QEMU \(pid)") { await status.value }
         } catch {
             Issue.record("QEMU stderr: \((try? String(contentsOfFile: directory + "/stderr.log", encoding: .utf8)) ?? "")")
             throw error

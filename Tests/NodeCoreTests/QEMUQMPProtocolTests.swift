@@ -7,7 +7,7 @@ import NodeCore
 import Testing
 
 /// A small deterministic generator, so shuffled splits are reproducible.
-struct SplitMix64: RandomNumberGenerator {
+struct QEMUSplitMix64: RandomNumberGenerator {
     var state: UInt64
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
@@ -53,7 +53,7 @@ struct SplitMix64: RandomNumberGenerator {
 
     @Test(arguments: 1...20 as ClosedRange<UInt64>)
     func randomSplits(seed: UInt64) throws {
-        var generator = SplitMix64(state: seed)
+        var generator = QEMUSplitMix64(state: seed)
         var chunks: [ArraySlice<UInt8>] = []
         var start = 0
         while start < Self.stream.count {
