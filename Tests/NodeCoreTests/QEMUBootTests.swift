@@ -178,6 +178,35 @@ struct QEMUBootTests {
         #expect(try await vm.waitForExit() == .exited(0))
     }
 
+    /// Reserves 2 MiB pages for the test (relative to what is reserved already, so concurrent users
+    /// of the pool keep theirs) and gives them back in `defer`.
+    @Test(.enabled(if: getuid() == 0, "changes vm.nr_hugepages, which needs root"))
+    func hugepageBackedGuestBoots() async throws {
+        let pages = 32
+        let knob = "/proc/sys/vm/nr_hugepages"
+        func reserved() throws -> Int {
+            Int(try String(contentsOfFile: knob, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        }
+        try String(try reserved() + pages).write(toFile: knob, atomically: false, encoding: .utf8)
+        defer { _ = try? String(max(0, (try? reserved()) ?? pages) - pages).write(toFile: knob, atomically: false, encoding: .utf8) }
+
+        var spec = QEMUTestVM.tinySpec(name: "qmp-hugepages")
+        spec.memory = MemorySpec(size: .mebibytes(2 * pages), hugepages: true, prefault: true)
+        let vm = try QEMUTestVM.launch(spec: spec)
+        defer { vm.destroy() }
+        try await vm.console.waitFor(Self.marker, occurrences: 1)
+        // Guest RAM is the backend's memfd, mapped with 2 MiB kernel pages.
+        let smaps = try QEMUBootHost.readWhole("/proc/\(vm.pid)/smaps")
+        let mapping = smaps.components(separatedBy: "\n").drop { !$0.contains("memfd:memory-backend-memfd") }.prefix(30)
+        #expect(mapping.first?.contains("memfd:memory-backend-memfd") == true)
+        #expect(mapping.contains { $0.hasPrefix("Size:") && $0.hasSuffix(" \(2 * pages * 1024) kB") })
+        #expect(mapping.contains { $0.hasPrefix("KernelPageSize:") && $0.hasSuffix(" 2048 kB") })
+        let qmp = try await QMPClient.connect(socketPath: vm.qmpPath)
+        defer { qmp.close() }
+        try await qmp.quit()
+        #expect(try await vm.waitForExit() == .exited(0))
+    }
+
     private func nextEvent(_ events: QEMUEventInbox) async throws -> QMPEvent? {
         try await events.next()
     }
@@ -189,6 +218,23 @@ enum QEMUBootHost {
     static let qemuBinary = (["/usr/bin/qemu-system-x86_64", "/usr/local/bin/qemu-system-x86_64"] as [String])
         .first { access($0, X_OK) == 0 }
     static let available = access("/dev/kvm", R_OK | W_OK) == 0 && qemuBinary != nil
+
+    /// Reads a file to its end with plain `read` (procfs files report size 0).
+    static func readWhole(_ path: String) throws -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("open \(path)", errno: errno) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = read(fd, &buffer, buffer.count)
+            if count < 0 && errno == EINTR { continue }
+            if count < 0 { throw SystemError("read \(path)", errno: errno) }
+            if count == 0 { break }
+            bytes += buffer[0..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 
     static func versionOutput() throws -> String {
         let process = Process()
