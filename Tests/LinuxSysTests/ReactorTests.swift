@@ -59,6 +59,39 @@ import LinuxSys
         #expect(waitpid(pid, &status, 0) == pid)
     }
 
+    /// A process that is not our child (re-adopted after a restart) cannot be reaped by us:
+    /// waitid gives ECHILD and the exit is reported honestly as unknown.
+    @Test func exitOfNonChildIsReportedWithUnknownStatus() async throws {
+        let reactor = try Reactor.shared()
+        let pipe = try PipePair()
+        // The shell starts a background sleep, prints its pid and exits: the sleep is orphaned.
+        let shell = try spawn(["/bin/sh", "-c", "/bin/sleep 1000 </dev/null >/dev/null 2>&1 & echo $!"],
+                              stdoutFD: pipe.writeEnd.rawValue)
+        let output = Mutex<[UInt8]>([])
+        let done = OneShot<Bool>()
+        _ = try reactor.read(try pipe.readEnd.duplicate()) { event in
+            switch event {
+            case .data(let bytes): output.withLock { $0.append(contentsOf: bytes) }
+            case .endOfFile, .failed: done.set(true)
+            }
+            return .proceed
+        }
+        _ = consume pipe
+        _ = try await withDeadline { await done.wait() }
+        var status: Int32 = 0
+        #expect(waitpid(shell, &status, 0) == shell)
+        let text = output.withLock { String(decoding: $0, as: UTF8.self) }
+        guard let orphan = pid_t(text.filter { $0.isNumber }) else {
+            Issue.record("no pid in \(text)")
+            return
+        }
+        let fd = try pidfd(of: orphan)
+        defer { killIfAlive(fd) }
+        let watch = reactor.watchExit(of: try fd.duplicate())
+        #expect(qx_pidfd_send_signal(fd.rawValue, SIGKILL) == 0)
+        #expect(try await withDeadline { await watch.wait() } == .exitedUnknownStatus)
+    }
+
     @Test func pipeDataThenEndOfFile() async throws {
         let reactor = try Reactor.shared()
         let pipe = try PipePair()

@@ -297,7 +297,9 @@ public actor Supervisor {
             let pid = record.identity.pid
             let raw = qx_pidfd_open(pid, 0)
             if raw < 0 {
-                await retire(record, reason: .processGone, cleanup: cleanup(record), into: &report)
+                // ESRCH: no such process. EINVAL: the number is now a thread of some other process.
+                await retire(record, reason: raw == -ESRCH ? .processGone : .pidReused,
+                             cleanup: cleanup(record), into: &report)
                 continue
             }
             let pidfd = FileDescriptor(adopting: raw)
