@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CShims
+import Dispatch
 public import LinuxSys
 import Synchronization
 
@@ -111,6 +112,8 @@ public actor Supervisor {
     private let outputDrainTimeout: Duration
     private var entries: [String: Entry] = [:]
     private var finished: [String: ProcessExit] = [:]
+    /// VM ids whose `watch` is in progress (between its checks and its entry).
+    private var reserved: Set<String> = []
     private let exitContinuation: AsyncStream<ProcessExit>.Continuation
 
     /// Every exit, exactly once each, in the order they were handled. One consumer.
@@ -145,28 +148,38 @@ public actor Supervisor {
         outputs: [VMOutput] = [],
         oomProbe: OOMProbe? = nil,
         cleanup: Cleanup? = nil
-    ) throws(SupervisorError) {
+    ) async throws(SupervisorError) {
         try validateName(vmID, field: "vmID")
+        var names: Set<String> = []
         for (index, output) in outputs.enumerated() {
             try validateName(output.name, field: "outputs[\(index)].name")
-        }
-        guard entries[vmID] == nil else { throw .alreadyWatched(vmID: vmID) }
-        let record = SupervisedVM(
-            vmID: vmID, identity: identity,
-            logs: Dictionary(outputs.map { ($0.name, $0.logPath) }, uniquingKeysWith: { first, _ in first }),
-            oomKillsAtStart: oomProbe?())
-        var logs: [ConsoleLog] = []
-        for output in outputs {
-            do throws(SystemError) {
-                logs.append(try ConsoleLog(path: output.logPath, rotation: output.rotation))
-            } catch {
-                throw .system(error)
+            guard names.insert(output.name).inserted else {
+                throw .invalidValue(field: "outputs[\(index)].name", value: "\"\(output.name)\"", reason: "is used twice")
             }
         }
-        try store.write(record)
+        guard entries[vmID] == nil, !reserved.contains(vmID) else { throw .alreadyWatched(vmID: vmID) }
+        reserved.insert(vmID)
+        defer { reserved.remove(vmID) }
+        let record = SupervisedVM(
+            vmID: vmID, identity: identity,
+            logs: Dictionary(uniqueKeysWithValues: outputs.map { ($0.name, $0.logPath) }),
+            oomKillsAtStart: oomProbe?())
+        let store = self.store
+        let logs = try await offPool { () throws(SupervisorError) -> [ConsoleLog] in
+            var logs: [ConsoleLog] = []
+            for output in outputs {
+                do throws(SystemError) {
+                    logs.append(try ConsoleLog(path: output.logPath, rotation: output.rotation))
+                } catch {
+                    throw .system(error)
+                }
+            }
+            try store.write(record)
+            return logs
+        }
         let signaller: FileDescriptor
         do throws(SystemError) { signaller = try pidfd.duplicate() } catch {
-            try? store.remove(vmID)
+            try? await offPool { () throws(SupervisorError) in try store.remove(vmID) }
             throw .system(error)
         }
         let entry = Entry(record: record, watch: reactor.watchExit(of: pidfd), signaller: signaller,
@@ -212,7 +225,8 @@ public actor Supervisor {
                                  duringTeardownStep: step,
                                  droppedLogBytes: entry.logs.reduce(0) { $0 + $1.droppedBytes })
         await entry.cleanup?(result)
-        try? store.remove(vmID)
+        let store = self.store
+        try? await offPool { () throws(SupervisorError) in try store.remove(vmID) }
         entries[vmID] = nil
         finished[vmID] = result
         entry.completion.set(result)
@@ -291,9 +305,10 @@ public actor Supervisor {
         cleanup: @Sendable (SupervisedVM) -> Cleanup? = { _ in nil }
     ) async throws(SupervisorError) -> AdoptionReport {
         var report = AdoptionReport()
-        let (records, corrupt) = try store.loadAll()
+        let store = self.store
+        let (records, corrupt) = try await offPool { () throws(SupervisorError) in try store.loadAll() }
         report.corrupt = corrupt
-        for record in records where entries[record.vmID] == nil {
+        for record in records where entries[record.vmID] == nil && !reserved.contains(record.vmID) {
             let pid = record.identity.pid
             let raw = qx_pidfd_open(pid, 0)
             if raw < 0 {
@@ -324,7 +339,8 @@ public actor Supervisor {
         let gone = ProcessExit(vmID: record.vmID, identity: record.identity, reason: .exitedUnknownStatus,
                                status: .exitedUnknownStatus, duringTeardownStep: nil, droppedLogBytes: 0)
         await cleanup?(gone)
-        try? store.remove(record.vmID)
+        let store = self.store
+        try? await offPool { () throws(SupervisorError) in try store.remove(record.vmID) }
         report.stale.append((record, reason))
     }
 
@@ -356,4 +372,22 @@ func waitWithTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendab
         defer { group.cancelAll() }
         return await group.next() ?? nil
     }
+}
+
+/// The queue for the supervisor's file work (state records with fsync, log file opens), so it never
+/// blocks the cooperative pool. Serial, so record writes and removals keep their order.
+private let stateQueue = DispatchQueue(label: "qarax.supervisor-state", qos: .utility)
+
+/// Runs blocking file work on `stateQueue`.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws(SupervisorError) -> T) async throws(SupervisorError) -> T {
+    let result: Result<T, SupervisorError> = await withCheckedContinuation { continuation in
+        stateQueue.async {
+            do throws(SupervisorError) {
+                continuation.resume(returning: .success(try body()))
+            } catch {
+                continuation.resume(returning: .failure(error))
+            }
+        }
+    }
+    return try result.get()
 }
