@@ -9,10 +9,12 @@ import LinuxSys
     func exitStatusIsReportedAndChildReaped(status: Int32) async throws {
         let reactor = try Reactor.shared()
         let pid = try spawn(["/bin/sh", "-c", "exit \(status)"])
+        let identity = try ProcessIdentity.of(pid: pid)
+        #expect(stillExists(identity))
         let watch = reactor.watchExit(of: try pidfd(of: pid))
         let exit = try await withDeadline { await watch.wait() }
         #expect(exit == .exited(status: status))
-        #expect(!isZombieOrAlive(pid))
+        #expect(!stillExists(identity))
     }
 
     @Test(arguments: [SIGKILL, SIGTERM, SIGUSR1])

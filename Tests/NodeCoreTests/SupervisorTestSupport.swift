@@ -74,9 +74,10 @@ func openFDCount() -> Int {
     return count - 3  // ".", ".." and the directory's own descriptor
 }
 
-/// Whether `pid` is gone or a zombie (not reaped).
-func isZombieOrAlive(_ pid: pid_t) -> Bool {
-    access("/proc/\(pid)", F_OK) == 0
+/// Whether the process still exists, running or as an unreaped zombie. Compares the start time,
+/// so a later process that reuses the pid does not count.
+func stillExists(_ identity: ProcessIdentity) -> Bool {
+    identity.isAlive()
 }
 
 /// Waits until `pid` runs the program named `comm` (its exec is done, so signals reach it).

@@ -15,7 +15,7 @@ import LinuxSys
         let stateDir = try makeTemporaryDirectory("sup200")
         defer { removeTree(stateDir) }
         let count = 200
-        var expected: [String: (pid: pid_t, status: Int32)] = [:]
+        var expected: [String: (identity: ProcessIdentity, status: Int32)] = [:]
         var children: [Child] = []
         do {
             let supervisor = try Supervisor(stateDirectory: stateDir)
@@ -25,7 +25,7 @@ import LinuxSys
                 let child = try Child(["/bin/sh", "-c", "sleep \(delay); exit \(status)"])
                 children.append(child)
                 try await supervisor.watch(vmID: "vm\(i)", pidfd: try child.pidfd(), identity: child.identity)
-                expected["vm\(i)"] = (child.pid, status)
+                expected["vm\(i)"] = (child.identity, status)
             }
             let seen = try await withDeadline {
                 var seen: [String: [ProcessExit]] = [:]
@@ -38,12 +38,12 @@ import LinuxSys
                 return seen
             }
             #expect(seen.count == count)
-            for (vmID, (pid, status)) in expected {
+            for (vmID, (identity, status)) in expected {
                 let exits = seen[vmID] ?? []
                 #expect(exits.count == 1, "\(vmID) delivered \(exits.count) times")
                 #expect(exits.first?.reason == .exited(status: status))
-                #expect(exits.first?.identity.pid == pid)
-                #expect(!isZombieOrAlive(pid), "pid \(pid) of \(vmID) not reaped")
+                #expect(exits.first?.identity == identity)
+                #expect(!stillExists(identity), "\(identity) of \(vmID) not reaped")
             }
             #expect(await supervisor.list().isEmpty)
             #expect(listDirectory(stateDir).isEmpty)
@@ -182,7 +182,7 @@ import LinuxSys
         for exit in exits {
             // Still our child inside this test process, so the status is known and the child reaped.
             #expect(exit.reason == .signaled(signal: SIGKILL, coreDumped: false))
-            #expect(!isZombieOrAlive(exit.identity.pid))
+            #expect(!stillExists(exit.identity))
         }
         #expect(cleaned.withLock { $0 } == Set(children.keys))
         #expect(listDirectory(stateDir).isEmpty)
