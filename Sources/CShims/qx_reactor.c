@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -97,4 +98,8 @@ int qx_pipe_cloexec(int *read_end, int *write_end) {
     *read_end = fds[0];
     *write_end = fds[1];
     return 0;
+}
+
+int qx_name_current_thread(const char *name) {
+    return -pthread_setname_np(pthread_self(), name);
 }

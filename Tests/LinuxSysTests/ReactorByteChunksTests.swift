@@ -12,7 +12,7 @@ import LinuxSys
         let raw = try pipe.writeEnd.duplicate().take()
         _ = consume pipe
         let written = OneShot<Bool>()
-        Thread {
+        TestThread {
             var offset = 0
             while offset < payload.count {
                 let n = payload[offset...].withUnsafeBytes { Glibc.write(raw, $0.baseAddress, $0.count) }

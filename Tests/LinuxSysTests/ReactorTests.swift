@@ -155,7 +155,7 @@ import LinuxSys
             writerDone.set(offset == payload.count)
         }
         let raw = writer.take()
-        let thread = Thread { write(raw); close(raw) }
+        let thread = TestThread { write(raw); close(raw) }
         thread.start()
         #expect(try await withDeadline { await paused.wait() } == true)
         registration.resume()
@@ -166,7 +166,7 @@ import LinuxSys
 }
 
 /// A plain pthread for blocking work in tests (never the cooperative pool).
-final class Thread: Sendable {
+final class TestThread: Sendable {
     private let body: @Sendable () -> Void
     init(_ body: @escaping @Sendable () -> Void) { self.body = body }
 
@@ -175,9 +175,9 @@ final class Thread: Sendable {
         let context = Unmanaged.passRetained(self).toOpaque()
         let rc = pthread_create(&thread, nil, { raw in
             guard let raw else { return nil }
-            Unmanaged<Thread>.fromOpaque(raw).takeRetainedValue().body()
+            Unmanaged<TestThread>.fromOpaque(raw).takeRetainedValue().body()
             return nil
         }, context)
-        if rc == 0 { pthread_detach(thread) } else { Unmanaged<Thread>.fromOpaque(context).release() }
+        if rc == 0 { pthread_detach(thread) } else { Unmanaged<TestThread>.fromOpaque(context).release() }
     }
 }

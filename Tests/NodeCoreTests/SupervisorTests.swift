@@ -27,6 +27,10 @@ import LinuxSys
                 try await supervisor.watch(vmID: "vm\(i)", pidfd: try child.pidfd(), identity: child.identity)
                 expected["vm\(i)"] = (child.identity, status)
             }
+            // One reactor thread watches them all.
+            #expect(listDirectory("/proc/self/task").filter {
+                (try? readProcFile("/proc/self/task/\($0)/comm")) == "qarax-reactor\n"
+            }.count == 1)
             let seen = try await withDeadline {
                 var seen: [String: [ProcessExit]] = [:]
                 var total = 0

@@ -48,3 +48,6 @@ int qx_waitid_pidfd(int pidfd, qx_child_exit *_Nonnull out);
 // pipe2(O_CLOEXEC) is hidden without _GNU_SOURCE; both ends close-on-exec from the start, so a
 // concurrent spawn elsewhere in the process never inherits them.
 int qx_pipe_cloexec(int *_Nonnull read_end, int *_Nonnull write_end);
+
+// pthread_setname_np is hidden without _GNU_SOURCE; names the calling thread (<= 15 bytes) for top/ps.
+int qx_name_current_thread(const char *_Nonnull name);

@@ -20,6 +20,7 @@ final class ReactorLoop: @unchecked Sendable {
     deinit { readBuffer.deallocate() }
 
     func run() {
+        _ = qx_name_current_thread("qarax-reactor")
         var events = [qx_ready_event](repeating: qx_ready_event(), count: 64)
         while true {
             let n = events.withUnsafeMutableBufferPointer { buffer -> Int32 in
