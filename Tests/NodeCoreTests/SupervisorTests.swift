@@ -192,6 +192,45 @@ import LinuxSys
         #expect(listDirectory(stateDir).isEmpty)
     }
 
+    /// A FIFO that the VMM holds open read-write outlives the daemon's read end, so a new supervisor
+    /// can reopen it and keep filling the same log.
+    @Test func readoptedOutputKeepsFlowingIntoTheSameLog() async throws {
+        let stateDir = try makeTemporaryDirectory("adopt-fifo")
+        defer { removeTree(stateDir) }
+        let dir = try makeTemporaryDirectory("adopt-fifo-files")
+        defer { removeTree(dir) }
+        let fifo = "\(dir)/console.fifo"
+        let logPath = "\(dir)/console.log"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let stdin = try PipePair()
+        let child = try Child(["/bin/sh", "-c", "exec 1<>\(fifo); echo before; read x; echo after; exit 5"],
+                              stdinFD: stdin.readEnd.rawValue)
+        let input = try stdin.writeEnd.duplicate()
+        _ = consume stdin
+        do {
+            let first = try Supervisor(stateDirectory: stateDir)
+            let output = VMOutput(name: "console", reading: try FileDescriptor.open(fifo, O_RDONLY | O_NONBLOCK),
+                                  logPath: logPath)
+            try await first.watch(vmID: "fifo", pidfd: try child.pidfd(), identity: child.identity, outputs: [output])
+            try await withDeadline {
+                while (try? readProcFile(logPath)) != "before\n" { try await Task.sleep(for: .milliseconds(1)) }
+            }
+            await first.detachAll()
+        }
+        let second = try Supervisor(stateDirectory: stateDir)
+        let report = try await second.adopt(outputs: { record in
+            guard let path = record.logs["console"],
+                  let fd = try? FileDescriptor.open(fifo, O_RDONLY | O_NONBLOCK) else { return [] }
+            return [VMOutput(name: "console", reading: fd, logPath: path)]
+        })
+        #expect(report.adopted.map(\.vmID) == ["fifo"])
+        #expect(report.outputErrors.isEmpty)
+        #expect(Glibc.write(input.rawValue, "go\n", 3) == 3)
+        let exit = try await withDeadline { try await second.exit(of: "fifo") }
+        #expect(exit.reason == .exited(status: 5))
+        #expect(try readProcFile(logPath) == "before\nafter\n")
+    }
+
     @Test func staleRecordsAreNotAdopted() async throws {
         let stateDir = try makeTemporaryDirectory("stale")
         defer { removeTree(stateDir) }

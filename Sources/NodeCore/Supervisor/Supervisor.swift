@@ -72,6 +72,8 @@ public struct AdoptionReport: Sendable {
     public var stale: [(record: SupervisedVM, reason: StaleReason)] = []
     /// Files that could not be decoded (left in place).
     public var corrupt: [SupervisorError] = []
+    /// Adopted VMs whose reattached outputs could not be opened (the process is supervised anyway).
+    public var outputErrors: [(vmID: String, error: SupervisorError)] = []
 }
 
 /// Watches VMM processes: delivers every exit exactly once with a precise reason, drains their
@@ -166,14 +168,7 @@ public actor Supervisor {
             oomKillsAtStart: oomProbe?())
         let store = self.store
         let logs = try await offPool { () throws(SupervisorError) -> [ConsoleLog] in
-            var logs: [ConsoleLog] = []
-            for output in outputs {
-                do throws(SystemError) {
-                    logs.append(try ConsoleLog(path: output.logPath, rotation: output.rotation))
-                } catch {
-                    throw .system(error)
-                }
-            }
+            let logs = try Supervisor.openLogs(outputs)
             try store.write(record)
             return logs
         }
@@ -184,6 +179,12 @@ public actor Supervisor {
         }
         let entry = Entry(record: record, watch: reactor.watchExit(of: pidfd), signaller: signaller,
                           oomProbe: oomProbe, cleanup: cleanup, logs: logs)
+        attach(outputs, logs: logs, to: entry)
+        start(entry)
+    }
+
+    /// Drains each output pipe into its log from the reactor thread; the log never makes it wait.
+    private func attach(_ outputs: [VMOutput], logs: [ConsoleLog], to entry: Entry) {
         for (output, log) in zip(outputs, logs) {
             guard let pipe = output.takePipe() else { continue }
             let ended = OneShot<Bool>()
@@ -201,7 +202,18 @@ public actor Supervisor {
                 ended.set(false)
             }
         }
-        start(entry)
+    }
+
+    private static func openLogs(_ outputs: [VMOutput]) throws(SupervisorError) -> [ConsoleLog] {
+        var logs: [ConsoleLog] = []
+        for output in outputs {
+            do throws(SystemError) {
+                logs.append(try ConsoleLog(path: output.logPath, rotation: output.rotation))
+            } catch {
+                throw .system(error)
+            }
+        }
+        return logs
     }
 
     private func start(_ entry: Entry) {
@@ -299,10 +311,13 @@ public actor Supervisor {
     ///
     /// A record is adopted only when a process with its pid exists and has its start time; the pidfd is
     /// opened before the check so it cannot refer to a later process. Other records are stale: their
-    /// cleanup runs and they are removed. Output pipes do not survive a restart; logs are not reattached.
+    /// cleanup runs and they are removed. A pipe's read end dies with the daemon that held it, so
+    /// outputs are reattached only where the caller can reopen them (e.g. FIFOs the VMM holds open):
+    /// `outputs` gives them per record, and their logs continue where they were.
     public func adopt(
         oomProbe: @Sendable (SupervisedVM) -> OOMProbe? = { _ in nil },
-        cleanup: @Sendable (SupervisedVM) -> Cleanup? = { _ in nil }
+        cleanup: @Sendable (SupervisedVM) -> Cleanup? = { _ in nil },
+        outputs: @Sendable (SupervisedVM) -> [VMOutput] = { _ in [] }
     ) async throws(SupervisorError) -> AdoptionReport {
         var report = AdoptionReport()
         let store = self.store
@@ -326,8 +341,18 @@ public actor Supervisor {
             }
             let signaller: FileDescriptor
             do throws(SystemError) { signaller = try pidfd.duplicate() } catch { throw .system(error) }
+            let reattached = outputs(record)
+            reserved.insert(record.vmID)
+            var logs: [ConsoleLog] = []
+            do throws(SupervisorError) {
+                logs = try await offPool { () throws(SupervisorError) in try Supervisor.openLogs(reattached) }
+            } catch {
+                report.outputErrors.append((record.vmID, error))
+            }
+            reserved.remove(record.vmID)
             let entry = Entry(record: record, watch: reactor.watchExit(of: pidfd), signaller: signaller,
-                              oomProbe: oomProbe(record), cleanup: cleanup(record), logs: [])
+                              oomProbe: oomProbe(record), cleanup: cleanup(record), logs: logs)
+            attach(reattached, logs: logs, to: entry)
             start(entry)
             report.adopted.append(record)
         }
