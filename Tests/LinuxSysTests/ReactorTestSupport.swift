@@ -14,7 +14,7 @@ func withDeadline<T: Sendable>(
     try await withThrowingTaskGroup(of: T.self) { group in
         group.addTask { try await body() }
         group.addTask {
-            try await Task.sleep(for: .seconds(seconds))
+            try await Task.sleep(for: .seconds(seconds))  // allowed: deadline timer, not a wait
             throw DeadlineExceeded(seconds: seconds)
         }
         defer { group.cancelAll() }
@@ -26,6 +26,9 @@ func withDeadline<T: Sendable>(
 struct SpawnFailed: Error { let code: Int32 }
 
 /// posix_spawn of `argv` (absolute path first); `stdoutFD` becomes the child's stdout and stderr.
+///
+/// glibc's posix_spawn clones with CLONE_VFORK and returns only once the child has exec'd (or
+/// failed to), so the returned pid already runs `argv[0]`: a signal sent now meets that program.
 func spawn(_ argv: [String], stdoutFD: Int32? = nil) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
@@ -79,12 +82,48 @@ func stillExists(_ identity: ProcessIdentity) -> Bool {
     identity.isAlive()
 }
 
-/// Waits until `pid` runs the program named `comm` (its exec is done, so signals reach it).
-func awaitExec(_ pid: pid_t, comm: String) async throws {
-    try await withDeadline {
-        while (try? readProcFile("/proc/\(pid)/comm")) != comm + "\n" {
-            try await Task.sleep(for: .milliseconds(1))
+/// Starts `/bin/sh -c "<setup> && echo ready && exec <program>"` and returns once the shell has
+/// printed `ready`, i.e. once `setup` (a `ulimit`, a `trap`) is in effect. Whatever a test sends
+/// afterwards meets either the shell on its way to exec or `program`, and both carry what `setup`
+/// put in place (limits and ignored signals survive exec). The output pipe is read through the
+/// reactor; `program` gets /dev/null as stdout and stderr.
+func spawnAfterSetup(_ setup: String, exec program: String) async throws -> pid_t {
+    let pipe = try PipePair()
+    let pid = try spawn(["/bin/sh", "-c", "\(setup) && echo ready && exec \(program) >/dev/null 2>&1"],
+                        stdoutFD: pipe.writeEnd.rawValue)
+    let handle = try pidfd(of: pid)
+    let output = try pipe.readEnd.duplicate()
+    _ = consume pipe
+    do {
+        let line = try await firstLine(of: output)
+        guard line == "ready" else { throw SetupFailed(script: setup, output: line) }
+    } catch {
+        killIfAlive(handle)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+        throw error
+    }
+    return pid
+}
+
+struct SetupFailed: Error, CustomStringConvertible {
+    let script: String
+    let output: String
+    var description: String { "`\(script)` failed: \(output.debugDescription)" }
+}
+
+/// The first line `fd` yields (without its newline), or everything up to end-of-file.
+func firstLine(of fd: consuming FileDescriptor) async throws -> String {
+    let chunks = try Reactor.shared().chunks(of: fd)
+    return try await withDeadline {
+        var bytes: [UInt8] = []
+        for try await chunk in chunks {
+            bytes += chunk
+            if let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
+                return String(decoding: bytes[..<newline], as: UTF8.self)
+            }
         }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 

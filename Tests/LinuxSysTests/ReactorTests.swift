@@ -23,7 +23,6 @@ import LinuxSys
         let pid = try spawn(["/bin/sleep", "1000"])
         let fd = try pidfd(of: pid)
         defer { killIfAlive(fd) }
-        try await awaitExec(pid, comm: "sleep")
         #expect(qx_pidfd_send_signal(fd.rawValue, signal) == 0)
         let watch = reactor.watchExit(of: try fd.duplicate())
         let exit = try await withDeadline { await watch.wait() }
@@ -34,11 +33,10 @@ import LinuxSys
     /// when a core was written and CLD_KILLED when core dumps are off (RLIMIT_CORE 0 or no pattern).
     @Test func sigsysIsReportedAsSignalWithCoreFlag() async throws {
         let reactor = try Reactor.shared()
-        let pid = try spawn(["/bin/sh", "-c", "ulimit -c 0; exec /bin/sleep 1000"])
+        let pid = try await spawnAfterSetup("ulimit -c 0", exec: "/bin/sleep 1000")
         let fd = try pidfd(of: pid)
         defer { killIfAlive(fd) }
         let watch = reactor.watchExit(of: try fd.duplicate())
-        try await awaitExec(pid, comm: "sleep")
         #expect(qx_pidfd_send_signal(fd.rawValue, SIGSYS) == 0)
         let exit = try await withDeadline { await watch.wait() }
         guard case .signaled(let signal, _)? = exit else {

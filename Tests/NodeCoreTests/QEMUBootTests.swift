@@ -249,30 +249,6 @@ enum QEMUBootHost {
     }
 }
 
-struct QEMUDeadlineExceeded: Error, CustomStringConvertible {
-    let what: String
-    let seconds: Double
-    var description: String { "no \(what) within \(seconds) s" }
-}
-
-/// Runs `body`, failing with ``QEMUDeadlineExceeded`` when it takes longer than `seconds`.
-func qemuWithDeadline<T: Sendable>(
-    seconds: Double, _ what: String, _ body: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-            return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else {
-            throw QEMUDeadlineExceeded(what: what, seconds: seconds)
-        }
-        return value
-    }
-}
-
 /// Consumes an event stream in the background; ``next()`` hands the events out in order, with a
 /// deadline, and `nil` once the stream has finished.
 final class QEMUEventInbox: Sendable {
@@ -311,7 +287,7 @@ final class QEMUEventInbox: Sendable {
 
     func next(seconds: Double = 10) async throws -> QMPEvent? {
         let shared = self.shared
-        return try await qemuWithDeadline(seconds: seconds, "a QMP event") {
+        return try await withDeadline(.seconds(seconds), "QMP event") {
             while true {
                 let taken: QMPEvent?? = shared.state.withLock { state in
                     if !state.items.isEmpty { return .some(state.items.removeFirst()) }
@@ -391,7 +367,7 @@ final class QEMUConsoleCapture: @unchecked Sendable {
     func waitFor(_ marker: String, occurrences: Int, seconds: Double = 20) async throws {
         let key = UUID()
         do {
-            try await qemuWithDeadline(seconds: seconds, "\"\(marker)\" ×\(occurrences) on the console") {
+            try await withDeadline(.seconds(seconds), "\"\(marker)\" ×\(occurrences) on the console") {
                 try await withTaskCancellationHandler {
                     try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                         let done = self.state.withLock { state in
@@ -406,7 +382,7 @@ final class QEMUConsoleCapture: @unchecked Sendable {
                     waiter?.continuation.resume(throwing: CancellationError())
                 }
             }
-        } catch let error as QEMUDeadlineExceeded {
+        } catch let error as DeadlineExceeded {
             Issue.record("console so far: \(text.debugDescription)")
             throw error
         }
@@ -514,7 +490,7 @@ final class QEMUTestVM: Sendable {
     func waitForExit(seconds: Double = 20) async throws -> QEMUProcessExit {
         let status = exitStatus
         do {
-            return try await qemuWithDeadline(seconds: seconds, "exit of QEMU \(pid)") { await status.value }
+            return try await withDeadline(.seconds(seconds), "exit of QEMU \(pid)") { await status.value }
         } catch {
             Issue.record("QEMU stderr: \((try? String(contentsOfFile: directory + "/stderr.log", encoding: .utf8)) ?? "")")
             throw error

@@ -1,31 +1,14 @@
 import CShims
 import Glibc
 import LinuxSys
-
-struct DeadlineExceeded: Error, CustomStringConvertible {
-    let seconds: Int
-    var description: String { "no result within \(seconds) s" }
-}
-
-/// Runs `body`, failing if it has not finished within `seconds` (a safety net, not a timing assertion).
-func withDeadline<T: Sendable>(
-    _ seconds: Int = 60, _ body: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: .seconds(seconds))
-            throw DeadlineExceeded(seconds: seconds)
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next() else { throw DeadlineExceeded(seconds: seconds) }
-        return first
-    }
-}
+import Testing
 
 struct SpawnFailed: Error { let code: Int32 }
 
 /// posix_spawn of `argv` (absolute path first); `stdoutFD` becomes the child's stdout and stderr.
+///
+/// glibc's posix_spawn clones with CLONE_VFORK and returns only once the child has exec'd (or
+/// failed to), so the returned pid already runs `argv[0]`: a signal sent now meets that program.
 func spawn(_ argv: [String], stdoutFD: Int32? = nil, stdinFD: Int32? = nil) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
@@ -65,28 +48,54 @@ func pidfd(of pid: pid_t) throws -> FileDescriptor {
     return FileDescriptor(adopting: fd)
 }
 
-/// Number of open descriptors of this process.
-func openFDCount() -> Int {
-    guard let dir = opendir("/proc/self/fd") else { return -1 }
-    defer { closedir(dir) }
-    var count = 0
-    while readdir(dir) != nil { count += 1 }
-    return count - 3  // ".", ".." and the directory's own descriptor
+/// What an open descriptor of this process refers to.
+struct OpenDescriptor: CustomStringConvertible {
+    let number: Int32
+    let file: FileIdentity
+    /// The `/proc/self/fd` link: a path, or e.g. `anon_inode:[pidfd]`.
+    let target: String
+    var description: String { "fd \(number) → \(target)" }
+}
+
+/// A file by device and inode. Every pidfd of one process shares its pidfs inode (Linux 6.9+), so
+/// this names the process behind a pidfd even after it was reaped.
+struct FileIdentity: Hashable {
+    let device: UInt64
+    let inode: UInt64
+
+    init(of fd: Int32) throws {
+        var st = stat()
+        if fstat(fd, &st) < 0 { throw SystemError("fstat(\(fd))", errno: errno) }
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+    }
+
+    init?(path: String) {
+        var st = stat()
+        if stat(path, &st) < 0 { return nil }
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+    }
+}
+
+/// Every descriptor open in this process right now (descriptors that close meanwhile are skipped).
+func openDescriptors() -> [OpenDescriptor] {
+    listDirectory("/proc/self/fd").compactMap { name in
+        guard let number = Int32(name) else { return nil }
+        let link = "/proc/self/fd/\(name)"
+        guard let file = FileIdentity(path: link) else { return nil }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink(link, &buffer, buffer.count - 1)
+        guard count >= 0 else { return nil }
+        let target = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return OpenDescriptor(number: number, file: file, target: target)
+    }
 }
 
 /// Whether the process still exists, running or as an unreaped zombie. Compares the start time,
 /// so a later process that reuses the pid does not count.
 func stillExists(_ identity: ProcessIdentity) -> Bool {
     identity.isAlive()
-}
-
-/// Waits until `pid` runs the program named `comm` (its exec is done, so signals reach it).
-func awaitExec(_ pid: pid_t, comm: String) async throws {
-    try await withDeadline {
-        while (try? readProcFile("/proc/\(pid)/comm")) != comm + "\n" {
-            try await Task.sleep(for: .milliseconds(1))
-        }
-    }
 }
 
 /// Kills the process behind `pidfd` if still there (cleanup on test failure; never hits a reused pid).
@@ -141,7 +150,26 @@ final class Child: Sendable {
         identity = try ProcessIdentity.of(pid: pid)
     }
 
+    /// Starts `/bin/sh -c "<setup> && echo ready && exec <program>"` and returns once the shell has
+    /// printed `ready`, i.e. once `setup` (a `ulimit`, a `trap`) is in effect. Whatever a test sends
+    /// afterwards meets either the shell on its way to exec or `program`, and both carry what `setup`
+    /// put in place (limits and ignored signals survive exec). The output pipe is read through the
+    /// reactor; `program` gets /dev/null as stdout and stderr.
+    static func afterSetup(_ setup: String, exec program: String) async throws -> Child {
+        let pipe = try PipePair()
+        let child = try Child(["/bin/sh", "-c", "\(setup) && echo ready && exec \(program) >/dev/null 2>&1"],
+                              stdoutFD: pipe.writeEnd.rawValue)
+        let output = try pipe.readEnd.duplicate()
+        _ = consume pipe
+        let line = try await firstLine(of: output)
+        guard line == "ready" else { throw SetupFailed(script: setup, output: line) }
+        return child
+    }
+
     var pid: pid_t { identity.pid }
+
+    /// The pidfs inode behind every pidfd of this child.
+    func pidfdIdentity() throws -> FileIdentity { try FileIdentity(of: handle.rawValue) }
 
     func pidfd() throws -> FileDescriptor { try handle.duplicate() }
 
@@ -149,6 +177,57 @@ final class Child: Sendable {
     func signal(_ signal: Int32) -> Int32 { qx_pidfd_send_signal(handle.rawValue, signal) }
 
     deinit { _ = qx_pidfd_send_signal(handle.rawValue, SIGKILL) }
+}
+
+struct SetupFailed: Error, CustomStringConvertible {
+    let script: String
+    let output: String
+    var description: String { "`\(script)` failed: \(output.debugDescription)" }
+}
+
+/// The first line `fd` yields (without its newline), or everything up to end-of-file.
+func firstLine(of fd: consuming FileDescriptor) async throws -> String {
+    let chunks = try Reactor.shared().chunks(of: fd)
+    return try await withDeadline(.seconds(60), "first line") {
+        var bytes: [UInt8] = []
+        for try await chunk in chunks {
+            bytes += chunk
+            if let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
+                return String(decoding: bytes[..<newline], as: UTF8.self)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Waits until the file at `path` reads exactly `expected`. Reads it once, then again after each
+/// inotify report that it was written; the deadline fails a test whose file never gets there.
+func awaitFile(_ path: String, toRead expected: String, within limit: Duration = .seconds(60)) async throws {
+    let raw = inotify_init1(Int32(IN_CLOEXEC))
+    if raw < 0 { throw SystemError("inotify_init1", errno: errno) }
+    let inotify = FileDescriptor(adopting: raw)
+    if inotify_add_watch(inotify.rawValue, path, UInt32(IN_MODIFY)) < 0 {
+        throw SystemError("inotify_add_watch(\(path))", errno: errno)
+    }
+    let (writes, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    let registration = try Reactor.shared().read(inotify) { event in
+        if case .data = event { continuation.yield() } else { continuation.finish() }
+        return .proceed
+    }
+    defer {
+        registration.cancel()
+        continuation.finish()
+    }
+    do {
+        try await withDeadline(limit, "\(expected.debugDescription) in \(path)") {
+            if (try? readProcFile(path)) == expected { return }
+            for await _ in writes where (try? readProcFile(path)) == expected { return }
+            throw SystemError("inotify watch of \(path) ended", errno: EIO)
+        }
+    } catch let error as DeadlineExceeded {
+        Issue.record("\(path) holds \(((try? readProcFile(path)) ?? "nothing").debugDescription)")
+        throw error
+    }
 }
 
 private func LinuxSysPidfd(_ pid: pid_t) throws -> FileDescriptor { try pidfd(of: pid) }
