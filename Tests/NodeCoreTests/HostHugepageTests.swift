@@ -104,7 +104,7 @@ private struct HugeMapping {
 }
 
 /// These tests change the host's hugepage counts: one at a time, every count put back.
-@Suite("Hugepages: reservations on the real kernel", .serialized,
+@Suite("Hugepages: reservations on the real kernel", .serialized, .hugepagePool,
        .enabled(if: isRoot && hasHugepages, "needs root and hugepage support"))
 struct HostHugepageTests {
     let sysfs = HugepageSysfs()

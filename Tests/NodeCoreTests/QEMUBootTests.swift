@@ -180,7 +180,7 @@ struct QEMUBootTests {
 
     /// Reserves 2 MiB pages for the test (relative to what is reserved already, so concurrent users
     /// of the pool keep theirs) and gives them back in `defer`.
-    @Test(.enabled(if: getuid() == 0, "changes vm.nr_hugepages, which needs root"))
+    @Test(.hugepagePool, .enabled(if: getuid() == 0, "changes vm.nr_hugepages, which needs root"))
     func hugepageBackedGuestBoots() async throws {
         let pages = 32
         let knob = "/proc/sys/vm/nr_hugepages"
