@@ -124,6 +124,7 @@ let package = Package(
                 "ControlCore", "VMModel", "qarax-control",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: strict
         ),

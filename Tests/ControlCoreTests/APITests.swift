@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import Testing
@@ -17,7 +18,7 @@ struct APITests {
     }
 
     /// A service with one connected test-double node "n1" and a network "prod" on it.
-    static func withAPI(_ body: (any TestClientProtocol, Fixture) async throws -> Void) async throws {
+    static func withAPI(_ body: @escaping @Sendable (any TestClientProtocol, Fixture) async throws -> Void) async throws {
         let dir = try TempDir()
         defer { dir.cleanup() }
         let service = try makeService(dir)

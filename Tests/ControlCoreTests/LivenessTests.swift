@@ -8,14 +8,18 @@ struct LivenessTests {
     @Test func trackerExpiresAfterGrace() {
         var tracker = LivenessTracker(grace: .seconds(15))
         let t0 = ContinuousClock.now
-        #expect(tracker.heartbeat("a", at: t0))
-        #expect(!tracker.heartbeat("a", at: t0 + .seconds(10)))
-        #expect(tracker.expire(at: t0 + .seconds(25)) == [])
-        #expect(tracker.expire(at: t0 + .seconds(25) + .milliseconds(1)) == ["a"])
+        let first = tracker.heartbeat("a", at: t0)
+        let second = tracker.heartbeat("a", at: t0 + .seconds(10))
+        #expect(first && !second)
+        let early = tracker.expire(at: t0 + .seconds(25))
+        #expect(early == [])
+        let late = tracker.expire(at: t0 + .seconds(25) + .milliseconds(1))
+        #expect(late == ["a"])
         #expect(tracker.alive.isEmpty)
-        #expect(tracker.heartbeat("a", at: t0 + .seconds(30)))
-        #expect(tracker.disconnected("a"))
-        #expect(!tracker.disconnected("a"))
+        let revived = tracker.heartbeat("a", at: t0 + .seconds(30))
+        let closed = tracker.disconnected("a")
+        let closedAgain = tracker.disconnected("a")
+        #expect(revived && closed && !closedAgain)
     }
 
     @Test func heartbeatsStayInMemoryUntilFlushAndNodeGoesDownAfterGrace() async throws {

@@ -14,7 +14,7 @@ extension ControlService {
             problems.append(FieldProblem(field: "sha256", reason: "\"\(sha)\" is not 64 lowercase hex digits"))
         }
         if !problems.isEmpty { throw ControlError.invalid(problems) }
-        let source = try JSONEncoder().encode(body)
+        let source = try Self.digestEncoder.encode(body)
         let op = try await write { db, events -> OperationRecord in
             if let key = idempotencyKey, try OperationRecord.filter(Column("client_request_id") == key).fetchOne(db) != nil {
                 return try Self.submit(db, kind: .addImage, vm: nil, node: nil, request: OperationRequest(image: body),

@@ -5,6 +5,13 @@ import VMModel
 extension ControlService {
     // MARK: Operations and idempotency
 
+    /// Encodes requests deterministically, so equal requests have equal digests.
+    static var digestEncoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }
+
     /// Inserts an operation, or returns the one already accepted under `key` for the same request.
     static func submit(_ db: Database, kind: OperationKind, vm: String?, node: String?, request: OperationRequest,
                        digestOf source: Data, key: String?, status: OperationStatus = .pending)
@@ -82,7 +89,7 @@ extension ControlService {
             if let reason = SpecIdentifier.problem(network) { problems.append(FieldProblem(field: "networks.\(nic)", reason: reason)) }
         }
         if !problems.isEmpty { throw ControlError.invalid(problems) }
-        let source = try JSONEncoder().encode(body)
+        let source = try Self.digestEncoder.encode(body)
         let start = body.start ?? false
         let (vm, op, replayed) = try await write { db, events -> (VMRecord, OperationRecord, Bool) in
             var pinned: String?
@@ -199,7 +206,7 @@ extension ControlService {
                 immediate = vm.observedState == .running
                 vm.desiredState = .running
             case .stop:
-                immediate = !active
+                immediate = vm.nodeId == nil || [.stopped, .created, .failed].contains(vm.observedState)
                 vm.desiredState = .stopped
             case .pause:
                 guard active else { throw ControlError.conflict(message: "VM \(vm.name) is not running (\(vm.observedState.rawValue))", field: nil) }
@@ -272,7 +279,7 @@ extension ControlService {
 
     /// Adds a NIC to the VM's specification; hot-plugs it when the VM runs.
     public func addNIC(_ key: String, _ body: AddNICBody, idempotencyKey: String?) async throws -> OperationRecord {
-        try await addDevice(key, idempotencyKey: idempotencyKey, kind: .addNIC, source: try JSONEncoder().encode(body),
+        try await addDevice(key, idempotencyKey: idempotencyKey, kind: .addNIC, source: try Self.digestEncoder.encode(body),
                             request: OperationRequest(nic: body.nic, network: body.network)) { db, vm in
             var spec = vm.spec
             if spec.nics.contains(where: { $0.id == body.nic.id }) {
@@ -295,7 +302,7 @@ extension ControlService {
 
     /// Adds a disk to the VM's specification; hot-plugs it when the VM runs.
     public func addDisk(_ key: String, _ body: AddDiskBody, idempotencyKey: String?) async throws -> OperationRecord {
-        try await addDevice(key, idempotencyKey: idempotencyKey, kind: .addDisk, source: try JSONEncoder().encode(body),
+        try await addDevice(key, idempotencyKey: idempotencyKey, kind: .addDisk, source: try Self.digestEncoder.encode(body),
                             request: OperationRequest(disk: body.disk)) { db, vm in
             var disk = body.disk
             var imageID: String?

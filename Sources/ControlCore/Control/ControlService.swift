@@ -324,6 +324,10 @@ public final class ControlService: Sendable {
         let desired = try await pool.read { db in
             try VMRecord.filter(Column("node_id") == nodeID).fetchAll(db).map { DesiredVM(id: $0.id, state: $0.desiredState) }
         }
+        let reportedIDs = Set(reported.map(\.id))
+        for vm in desired where !reportedIDs.contains(vm.id) && vm.state == .stopped {
+            try await setObserved(vm.id, .stopped)
+        }
         for action in ReconciliationPlanner.plan(desired: desired, reported: reported) {
             do {
                 try await perform(action, nodeID: nodeID)

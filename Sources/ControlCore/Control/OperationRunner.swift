@@ -109,7 +109,12 @@ extension ControlService {
             }
             try await succeed(op.id, vm: vmID)
         default:
-            let observed: ObservedVMState? = [.pending, .unknown].contains(vm.observedState) ? nil : vm.observedState
+            // Unknown: the node's report on (re)connect settles the state first.
+            if vm.observedState == .unknown {
+                try await mark(op.id, .pending)
+                return
+            }
+            let observed: ObservedVMState? = vm.observedState == .pending ? nil : vm.observedState
             if let step = ReconciliationPlanner.step(vmID, desired: vm.desiredState, observed: observed) {
                 try await perform(step, nodeID: nodeID)
             }
