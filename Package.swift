@@ -103,7 +103,7 @@ let package = Package(
 
         .executableTarget(
             name: "qarax-control",
-            dependencies: ["ControlCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ControlCore", "VMModel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
 
