@@ -9,23 +9,29 @@ final class TestNodeLink: NodeLink {
     let hello: NodeHello
     let events: AsyncStream<NodeEvent>
     private let continuation: AsyncStream<NodeEvent>.Continuation
-    private let state: Mutex<(vms: [String: ObservedVMState], calls: [NodeRequest])>
+    private let state: Mutex<(vms: [String: ObservedVMState], calls: [NodeRequest], failNext: NodeCallError?)>
 
     init(name: String, inventory: NodeInventory = sampleInventory(), vms: [ReportedVM] = []) {
         hello = NodeHello(name: name, address: "127.0.0.1:9", protocolVersion: 1, inventory: inventory, vms: vms)
         (events, continuation) = AsyncStream.makeStream(of: NodeEvent.self)
-        state = Mutex((Dictionary(vms.map { ($0.id, $0.state) }, uniquingKeysWith: { a, _ in a }), []))
+        state = Mutex((Dictionary(vms.map { ($0.id, $0.state) }, uniquingKeysWith: { a, _ in a }), [], nil))
     }
 
     var calls: [NodeRequest] { state.withLock { $0.calls } }
     var vms: [String: ObservedVMState] { state.withLock { $0.vms } }
 
     func push(_ event: NodeEvent) { continuation.yield(event) }
+    /// The next request fails with `error`, as a node refusing it would.
+    func failNext(_ error: NodeCallError) { state.withLock { $0.failNext = error } }
     func close() { continuation.finish() }
 
     func call(_ request: NodeRequest) async throws -> NodeReply {
         try state.withLock { s in
             s.calls.append(request)
+            if let error = s.failNext {
+                s.failNext = nil
+                throw error
+            }
             func require(_ id: String) throws {
                 if s.vms[id] == nil { throw NodeCallError(code: "no_such_vm", message: "VM \(id) is not defined") }
             }

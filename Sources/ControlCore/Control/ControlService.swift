@@ -277,35 +277,41 @@ public final class ControlService: Sendable {
             return node
         }
         let generation = await registry.attach(node.id, link: link)
-        defer {
-            let registry = registry
-            Task { await registry.detach(node.id, generation: generation) }
-        }
-        try await reconcile(nodeID: node.id, reported: hello.vms)
-        await processPendingOperations()
-        for await event in link.events {
-            await registry.heartbeat(node.id)
-            switch event {
-            case .heartbeat:
-                break
-            case .vmState(let vm, let state):
-                try await recordObserved(vm: vm, state: state, node: node)
-            case .bootTime(let vm, let milliseconds):
-                try await write { db, events in
-                    try db.execute(sql: "UPDATE vms SET boot_time_ms = ?, updated_at = ? WHERE id = ?",
-                                   arguments: [milliseconds, Date(), vm])
-                    events.append(try Self.audit(db, actor: "node:\(node.name)", action: "vm.boot_time", subject: .vm, id: vm,
-                                                 message: "booted in \(milliseconds) ms"))
-                }
-            case .inventory(let inventory):
-                try await pool.write { db in
-                    try db.execute(sql: "UPDATE nodes SET inventory = ? WHERE id = ?",
-                                   arguments: [String(decoding: try JSONEncoder().encode(inventory), as: UTF8.self), node.id])
-                }
+        do {
+            try await reconcile(nodeID: node.id, reported: hello.vms)
+            await processPendingOperations()
+            for await event in link.events {
+                try await handle(event, from: node)
             }
+        } catch {
+            await registry.detach(node.id, generation: generation)
+            try? await flushLiveness()
+            throw error
         }
         await registry.detach(node.id, generation: generation)
         try await flushLiveness()
+    }
+
+    private func handle(_ event: NodeEvent, from node: NodeRecord) async throws {
+        await registry.heartbeat(node.id)
+        switch event {
+        case .heartbeat:
+            break
+        case .vmState(let vm, let state):
+            try await recordObserved(vm: vm, state: state, node: node)
+        case .bootTime(let vm, let milliseconds):
+            try await write { db, events in
+                try db.execute(sql: "UPDATE vms SET boot_time_ms = ?, updated_at = ? WHERE id = ?",
+                               arguments: [milliseconds, Date(), vm])
+                events.append(try Self.audit(db, actor: "node:\(node.name)", action: "vm.boot_time", subject: .vm, id: vm,
+                                             message: "booted in \(milliseconds) ms"))
+            }
+        case .inventory(let inventory):
+            let json = String(decoding: try JSONEncoder().encode(inventory), as: UTF8.self)
+            try await database.pool.write { db in
+                try db.execute(sql: "UPDATE nodes SET inventory = ? WHERE id = ?", arguments: [json, node.id])
+            }
+        }
     }
 
     private func recordObserved(vm: String, state: ObservedVMState, node: NodeRecord) async throws {

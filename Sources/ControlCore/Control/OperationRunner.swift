@@ -2,14 +2,18 @@ import Foundation
 import GRDB
 
 /// Serializes passes over the pending operations: a request for a pass while one runs schedules
-/// exactly one more.
+/// exactly one more, and the caller waits until that pass is over.
 actor OperationRunner {
     private var busy = false
     private var again = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
 
-    func begin() -> Bool {
+    /// True: the caller runs the passes. False: another caller ran them, including one that started
+    /// after this call.
+    func begin() async -> Bool {
         if busy {
             again = true
+            await withCheckedContinuation { waiters.append($0) }
             return false
         }
         busy = true
@@ -22,6 +26,9 @@ actor OperationRunner {
             return true
         }
         busy = false
+        let done = waiters
+        waiters = []
+        for waiter in done { waiter.resume() }
         return false
     }
 }
