@@ -171,6 +171,29 @@ struct APITests {
         }
     }
 
+    @Test func oversizedBodyIs413() async throws {
+        try await Self.withAPI { client, _ in
+            let huge = #"{"name":"n2","address":""# + String(repeating: "x", count: APIRoutes.bodyLimit) + #""}"#
+            let reply = try await Self.call(client, .post, "/v1/nodes", huge)
+            #expect(reply.status.code == 413)
+            #expect(reply.json["code"] as? String == "body_too_large")
+        }
+    }
+
+    @Test func idempotencyKeyReplaysAndRefusesReuse() async throws {
+        try await Self.withAPI { client, _ in
+            let one = try await Self.call(client, .post, "/v1/vms", Self.vmBody, key: "k-1")
+            let two = try await Self.call(client, .post, "/v1/vms", Self.vmBody, key: "k-1")
+            #expect(one.status == .created && two.status == .created)
+            #expect((one.json["vm"] as? [String: Any])?["id"] as? String == (two.json["vm"] as? [String: Any])?["id"] as? String)
+            let other = Self.vmBody.replacingOccurrences(of: "\"web\"", with: "\"web3\"")
+            let reused = try await Self.call(client, .post, "/v1/vms", other, key: "k-1")
+            #expect(reused.status.code == 409)
+            #expect(reused.json["code"] as? String == "idempotency_key_reused")
+            #expect(reused.json["field"] as? String == "Idempotency-Key")
+        }
+    }
+
     @Test func noPlacementNamesEachNode() async throws {
         try await Self.withAPI { client, _ in
             let body = #"{"spec":{"name":"big","cpus":{"boot_vcpus":64},"memory":{"size":"256M"},"payload":{"kernel":"/k"}}}"#
