@@ -63,14 +63,15 @@ struct ServeCommand: AsyncParsableCommand {
             log("--nodes \(nodes): node connections are not served by this build yet (the Wire listener is not linked)")
         }
         if insecure { log("WARNING: --insecure: node links would be plaintext and unauthenticated") }
+        if let tlsDir { log("--tls-dir \(tlsDir): kept for node links (not served by this build yet)") }
         var settings = ControlSettings()
         settings.heartbeatGrace = .seconds(heartbeatGrace)
         settings.placement = PlacementPolicy(cpuOvercommit: cpuOvercommit, memoryOvercommit: memoryOvercommit)
         let configuration = ServerConfiguration(databasePath: db, apiHost: host, apiPort: port,
                                                 tokenPath: tokenFile ?? db + ".token", settings: settings)
-        try await ControlServer.run(configuration) { bound in
+        try await ControlServer.run(configuration, onReady: { bound in
             log("qarax-control: API listening on http://\(host):\(bound), inventory \(db), token \(configuration.tokenPath)")
-        }
+        })
     }
 }
 

@@ -21,9 +21,11 @@ public struct ServerConfiguration: Sendable {
 
 /// The control daemon: inventory, control logic and REST API in one process.
 public enum ControlServer {
-    /// Opens the inventory, recovers interrupted operations, and serves the API until cancelled.
-    /// `onReady` receives the bound port.
+    /// Opens the inventory, recovers interrupted operations, and serves the API until SIGTERM/SIGINT.
+    /// `onReady` receives the bound port. `nodeListener`, when given, runs next to the API with the
+    /// service (it accepts node connections and hands each to ``ControlService/serve(link:)``).
     public static func run(_ configuration: ServerConfiguration,
+                           nodeListener: (@Sendable (ControlService) async throws -> Void)? = nil,
                            onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let database = try InventoryDatabase(path: configuration.databasePath)
         let token = try TokenFile.loadOrCreate(at: configuration.tokenPath)
@@ -37,6 +39,7 @@ public enum ControlServer {
             onServerRunning: { channel in await onReady(channel.localAddress?.port ?? configuration.apiPort) })
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { await service.run() }
+            if let nodeListener { group.addTask { try await nodeListener(service) } }
             try await app.runService()
             group.cancelAll()
         }
