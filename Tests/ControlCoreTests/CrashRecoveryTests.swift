@@ -130,7 +130,10 @@ struct CrashRecoveryTests {
             }
             return acknowledged
         }
-        _ = try await eventually { try await client.send("GET", "/v1/vms", query: ["name_prefix": "late", "limit": "5"]).count > 30 }
+        #expect(try await eventually {
+            let page = Self.json(try await client.send("GET", "/v1/vms", query: ["name_prefix": "late", "limit": "50"]))
+            return (page["items"] as? [Any])?.count ?? 0 >= 20
+        })
         first.signal(SIGKILL)
         killed = true
         #expect(await first.waitForExit() == SIGKILL)

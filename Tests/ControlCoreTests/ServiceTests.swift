@@ -132,3 +132,35 @@ extension Array {
         stride(from: 0, to: count, by: size).map { Array(self[$0..<Swift.min($0 + size, count)]) }
     }
 }
+
+@Suite("Hotplug")
+struct HotplugTests {
+    @Test func devicesAddedToARunningVMAreHotplugged() async throws {
+        try await ServiceTests.withNode { service, link in
+            let created = try await service.createVM(CreateVMBody(spec: sampleSpec("web"), start: true), idempotencyKey: nil)
+            await service.processPendingOperations()
+            let nic = try await service.addNIC("web", AddNICBody(nic: NICSpec(id: "net1", kind: .tap), network: "prod"),
+                                               idempotencyKey: nil)
+            let disk = try await service.addDisk("web", AddDiskBody(disk: DiskSpec(id: "d1", path: "/var/lib/d1.img")),
+                                                 idempotencyKey: nil)
+            #expect(nic.status == .pending && disk.status == .pending)
+            await service.processPendingOperations()
+            #expect(try await service.operation(nic.id).status == .succeeded)
+            #expect(try await service.operation(disk.id).status == .succeeded)
+            #expect(link.calls.contains(.addNIC(vm: created.vm.id, nic: NICSpec(id: "net1", kind: .tap))))
+            #expect(link.calls.contains(.addDisk(vm: created.vm.id, disk: DiskSpec(id: "d1", path: "/var/lib/d1.img"))))
+            let spec = try await service.vm("web").spec
+            #expect(spec.nics.map(\.id) == ["net1"] && spec.disks.map(\.id) == ["d1"])
+        }
+    }
+
+    @Test func devicesAddedToAStoppedVMOnlyChangeItsSpecification() async throws {
+        try await ServiceTests.withNode { service, link in
+            _ = try await service.createVM(CreateVMBody(spec: sampleSpec("web")), idempotencyKey: nil)
+            let op = try await service.addDisk("web", AddDiskBody(disk: DiskSpec(id: "d1", path: "/var/lib/d1.img")),
+                                               idempotencyKey: nil)
+            #expect(op.status == .succeeded)
+            #expect(link.calls.isEmpty)
+        }
+    }
+}

@@ -201,11 +201,10 @@ public final class ControlService: Sendable {
 
     /// Enters or leaves maintenance: a node in maintenance takes no new VMs; its VMs keep running.
     public func setMaintenance(_ key: String, enabled: Bool) async throws -> NodeRecord {
-        let alive: @Sendable (String) async -> Bool = { [registry] in await registry.isAlive($0) }
         guard let existing = try await pool.read({ db in try Self.findNode(db, key) }) else {
             throw ControlError.notFound(kind: "node", key: key)
         }
-        let isAlive = await alive(existing.id)
+        let isAlive = await registry.isAlive(existing.id)
         let updated = try await write { db, events in
             guard var node = try NodeRecord.fetchOne(db, key: existing.id) else {
                 throw ControlError.notFound(kind: "node", key: key)

@@ -100,6 +100,9 @@ extension ControlService {
         }
         guard let nodeID = vm.nodeId else { return }
         guard let link = await registry.link(for: nodeID) else { return }
+        // Unknown: the node's report on (re)connect settles the state first.
+        let stateChange = ![.rebootVM, .addNIC, .addDisk].contains(op.kind)
+        if stateChange && vm.observedState == .unknown { return }
         try await mark(op.id, .running)
         switch op.kind {
         case .rebootVM:
@@ -116,11 +119,6 @@ extension ControlService {
             }
             try await succeed(op.id, vm: vmID)
         default:
-            // Unknown: the node's report on (re)connect settles the state first.
-            if vm.observedState == .unknown {
-                try await mark(op.id, .pending)
-                return
-            }
             let observed: ObservedVMState? = vm.observedState == .pending ? nil : vm.observedState
             if let step = ReconciliationPlanner.step(vmID, desired: vm.desiredState, observed: observed) {
                 try await perform(step, nodeID: nodeID)
