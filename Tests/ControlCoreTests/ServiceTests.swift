@@ -116,6 +116,21 @@ struct ServiceTests {
         }
     }
 
+    @Test func metricsAreValidPrometheusText() async throws {
+        try await Self.withNode { service, _ in
+            _ = try await service.createVM(CreateVMBody(spec: sampleSpec("web")), idempotencyKey: nil)
+            let text = try await service.metricsText()
+            #expect(text.contains("qarax_node_up{node=\"n1\"} 1\n"))
+            #expect(text.contains("qarax_nodes{status=\"UP\"} 1\n"))
+            #expect(text.contains("qarax_vms{observed_state=\"pending\"} 1\n"))
+            #expect(text.contains("qarax_operations{status=\"succeeded\"} 1\n"))
+            for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+                let parts = line.split(separator: " ")
+                #expect(parts.count == 2 && Double(parts[1]) != nil, "\(line)")
+            }
+        }
+    }
+
     @Test func sha256MatchesKnownVectors() {
         #expect(SHA256Digest.hex(Array("".utf8)) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         #expect(SHA256Digest.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")

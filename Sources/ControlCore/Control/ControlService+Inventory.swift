@@ -188,6 +188,12 @@ extension ControlService {
         }
     }
 
+    /// A Prometheus label value with backslash, quote and newline escaped.
+    static func labelValue(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+
     /// The Prometheus text exposition of the inventory's gauges.
     public func metricsText() async throws -> String {
         let nodes = try await listNodes()
@@ -203,6 +209,11 @@ extension ControlService {
         var out = "# HELP qarax_nodes Nodes by status.\n# TYPE qarax_nodes gauge\n"
         for status in NodeStatus.allCases {
             out += "qarax_nodes{status=\"\(status.rawValue)\"} \(nodes.filter { $0.status == status }.count)\n"
+        }
+        out += "# HELP qarax_node_up Whether the node is connected and heartbeating (1) or not (0).\n# TYPE qarax_node_up gauge\n"
+        for node in nodes {
+            let alive = await registry.isAlive(node.id)
+            out += "qarax_node_up{node=\"\(Self.labelValue(node.name))\"} \(alive ? 1 : 0)\n"
         }
         out += "# HELP qarax_vms VMs by observed state.\n# TYPE qarax_vms gauge\n"
         for state in ObservedVMState.allCases { out += "qarax_vms{observed_state=\"\(state.rawValue)\"} \(vmCounts[state.rawValue] ?? 0)\n" }
