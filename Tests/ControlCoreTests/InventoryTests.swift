@@ -69,3 +69,25 @@ struct InventoryTests {
         }
     }
 }
+
+@Suite("Token file")
+struct TokenFileTests {
+    @Test func createdWithMode0600AndReusedAfter() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let path = dir.path + "/sub/token"
+        let token = try TokenFile.loadOrCreate(at: path)
+        #expect(token.count == 64)
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int == 0o600)
+        #expect(try TokenFile.loadOrCreate(at: path) == token)
+    }
+
+    @Test func aTokenFileOthersCanReadIsRefused() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let path = dir.path + "/token"
+        _ = try TokenFile.loadOrCreate(at: path)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
+        #expect(throws: TokenFileError(path: path, mode: 0o644)) { try TokenFile.loadOrCreate(at: path) }
+    }
+}
