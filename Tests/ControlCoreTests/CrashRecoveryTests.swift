@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import ControlCore
 import VMModel
@@ -12,6 +13,7 @@ final class DaemonProcess: @unchecked Sendable {
     // the calls used (run, processIdentifier, terminationHandler).
     let process = Process()
     let logPath: String
+    private let status = Mutex<Int32?>(nil)
     private let exited: AsyncStream<Int32>
     private let exitContinuation: AsyncStream<Int32>.Continuation
 
@@ -33,7 +35,8 @@ final class DaemonProcess: @unchecked Sendable {
         process.standardOutput = log
         (exited, exitContinuation) = AsyncStream.makeStream(of: Int32.self)
         let continuation = exitContinuation
-        process.terminationHandler = { process in
+        process.terminationHandler = { [weak self] process in
+            self?.status.withLock { $0 = process.terminationStatus }
             continuation.yield(process.terminationStatus)
             continuation.finish()
         }
@@ -57,7 +60,13 @@ final class DaemonProcess: @unchecked Sendable {
     /// Waits for the exit status.
     func waitForExit() async -> Int32? {
         for await status in exited { return status }
-        return nil
+        return status.withLock { $0 }
+    }
+
+    /// The exit status once the process has exited within `deadline`, else nil.
+    func exitStatus(within deadline: Duration) async throws -> Int32? {
+        _ = try await eventually(within: deadline) { status.withLock { $0 } != nil }
+        return status.withLock { $0 }
     }
 }
 
@@ -180,7 +189,7 @@ struct CrashRecoveryTests {
         #expect(events.contains("event: operation.resumed"))
 
         second.signal(SIGTERM)
-        #expect(await second.waitForExit() == 0)
+        #expect(try await second.exitStatus(within: .seconds(30)) == 0)
         let db = try InventoryDatabase(path: dir.path + "/q.db")
         #expect(try await db.pool.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") } == "ok")
     }

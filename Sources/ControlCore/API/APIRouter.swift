@@ -2,6 +2,7 @@ public import Foundation
 public import Hummingbird
 import HTTPTypes
 import NIOCore
+import ServiceLifecycle
 import VMModel
 
 /// Checks the bearer token and turns every error (including the router's own) into the JSON error body.
@@ -34,15 +35,17 @@ public enum APIRoutes {
     public static let bodyLimit = 1 << 20
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
 
-    /// A router with every route of the API behind bearer-token authentication.
-    public static func router(service: ControlService, token: String) -> Router<BasicRequestContext> {
+    /// A router with every route of the API behind bearer-token authentication. An idle event
+    /// stream sends a comment line every `keepAlive`, which is how a gone client is noticed.
+    public static func router(service: ControlService, token: String,
+                              keepAlive: Duration = .seconds(15)) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: GuardMiddleware(token: token))
-        addRoutes(to: router, service: service)
+        addRoutes(to: router, service: service, keepAlive: keepAlive)
         return router
     }
 
-    static func addRoutes(to router: Router<BasicRequestContext>, service: ControlService) {
+    static func addRoutes(to router: Router<BasicRequestContext>, service: ControlService, keepAlive: Duration) {
         router.get("/v1/nodes") { _, _ in try json(try await service.listNodes()) }
         router.post("/v1/nodes") { request, _ in
             try json(try await service.registerNode(try await body(RegisterNodeBody.self, request)), status: .created)
@@ -121,7 +124,7 @@ public enum APIRoutes {
             try json(try await service.createRateLimitGroup(try await body(CreateRateLimitGroupBody.self, request)), status: .created)
         }
         router.get("/v1/operations/{id}") { _, context in try json(try await service.operation(try context.parameters.require("id"))) }
-        router.get("/v1/events") { request, _ in try eventStream(request, service: service) }
+        router.get("/v1/events") { request, _ in try eventStream(request, service: service, keepAlive: keepAlive) }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                      body: ResponseBody(byteBuffer: ByteBuffer(string: try await service.metricsText())))
@@ -178,7 +181,7 @@ public enum APIRoutes {
     }
 
     /// Server-Sent Events: the events after `since` (or `Last-Event-ID`), then live ones unless `follow=false`.
-    static func eventStream(_ request: Request, service: ControlService) throws -> Response {
+    static func eventStream(_ request: Request, service: ControlService, keepAlive: Duration) throws -> Response {
         let query = request.uri.queryParameters
         let sinceText = query.get("since") ?? request.headers[HTTPField.Name("Last-Event-ID")!] ?? "0"
         guard let since = Int64(sinceText), since >= 0 else {
@@ -199,9 +202,37 @@ public enum APIRoutes {
                 if batch.count < 1000 { break }
             }
             if let live {
-                for await event in live where (event.seq ?? 0) > last {
-                    try await writer.write(sse(event))
-                    last = event.seq ?? last
+                // Live events, with a comment line every `keepAlive` so a gone client is noticed.
+                enum Item: Sendable { case event(EventRecord), keepAlive }
+                let (items, feed) = AsyncStream.makeStream(of: Item.self, bufferingPolicy: .bufferingNewest(EventBus.bufferLimit))
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for await event in live { feed.yield(.event(event)) }
+                        feed.finish()
+                    }
+                    group.addTask {
+                        while true {
+                            try await Task.sleep(for: keepAlive)
+                            feed.yield(.keepAlive)
+                        }
+                    }
+                    // A graceful shutdown ends the stream (the client reconnects with Last-Event-ID).
+                    try await withGracefulShutdownHandler {
+                        for await item in items {
+                            switch item {
+                            case .event(let event) where (event.seq ?? 0) > last:
+                                try await writer.write(sse(event))
+                                last = event.seq ?? last
+                            case .event:
+                                continue
+                            case .keepAlive:
+                                try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                            }
+                        }
+                    } onGracefulShutdown: {
+                        feed.finish()
+                    }
+                    group.cancelAll()
                 }
             }
             try await writer.finish(nil)
