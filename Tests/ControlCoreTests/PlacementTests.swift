@@ -8,9 +8,9 @@ struct PlacementTests {
 
     static func node(_ name: String, status: NodeStatus = .up, cpus: Int = 4, memory: Int = 8 << 30, vcpus: Int = 0,
                      used: Int = 0, huge: [Int: Int] = [:], vmms: Set<VMMBackend> = [.cloudHypervisor],
-                     networks: Set<String> = []) -> PlacementCandidate {
+                     networks: Set<String> = [], kvm: Bool = true) -> PlacementCandidate {
         PlacementCandidate(id: "id-" + name, name: name, status: status, cpus: cpus, memoryBytes: memory, freeHugepages: huge,
-                           vmms: vmms, networks: networks, allocatedVCPUs: vcpus, allocatedMemoryBytes: used)
+                           vmms: vmms, networks: networks, kvm: kvm, allocatedVCPUs: vcpus, allocatedMemoryBytes: used)
     }
 
     struct Case: Sendable, CustomTestStringConvertible {
@@ -50,6 +50,8 @@ struct PlacementTests {
              nodes: [node("a", used: 8 * gib, huge: [1 << 30: 4])], chosen: "a", reasons: [:]),
         Case(name: "VMM backend", request: .init(vcpus: 1, memoryBytes: gib, vmm: .qemu),
              nodes: [node("a"), node("b", vmms: [.cloudHypervisor, .qemu])], chosen: "b", reasons: [:]),
+        Case(name: "a node without KVM is refused", request: .init(vcpus: 1, memoryBytes: gib),
+             nodes: [node("a", kvm: false)], chosen: nil, reasons: ["a": [.noKVM]]),
         Case(name: "network present", request: .init(vcpus: 1, memoryBytes: gib, networks: ["prod", "storage"]),
              nodes: [node("a", networks: ["prod"]), node("b", networks: ["prod", "storage", "x"])], chosen: "b", reasons: [:]),
         Case(name: "every reason for every node", request: .init(vcpus: 16, memoryBytes: 16 * gib, vmm: .qemu, networks: ["prod"]),

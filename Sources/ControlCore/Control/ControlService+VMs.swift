@@ -165,6 +165,7 @@ extension ControlService {
                 memoryBytes: node.inventory?.memoryBytes ?? 0, freeHugepages: free,
                 vmms: Set(node.inventory?.vmms.map(\.backend) ?? []),
                 networks: Set(networks.filter { $0.nodeId == node.id }.map(\.name)),
+                kvm: node.inventory?.kvm ?? false,
                 allocatedVCPUs: placed.map(\.vcpus).reduce(0, +),
                 allocatedMemoryBytes: placed.filter { $0.hugepageSize == nil }.map(\.memoryBytes).reduce(0, +))
         }

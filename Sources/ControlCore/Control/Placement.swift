@@ -45,12 +45,14 @@ public struct PlacementCandidate: Sendable, Hashable {
     public var freeHugepages: [Int: Int]
     public var vmms: Set<VMMBackend>
     public var networks: Set<String>
+    /// The node has a usable /dev/kvm.
+    public var kvm: Bool
     public var allocatedVCPUs: Int
     public var allocatedMemoryBytes: Int
 
     public init(id: String, name: String, status: NodeStatus, cpus: Int, memoryBytes: Int,
                 freeHugepages: [Int: Int] = [:], vmms: Set<VMMBackend> = [.cloudHypervisor],
-                networks: Set<String> = [], allocatedVCPUs: Int = 0, allocatedMemoryBytes: Int = 0) {
+                networks: Set<String> = [], kvm: Bool = true, allocatedVCPUs: Int = 0, allocatedMemoryBytes: Int = 0) {
         self.id = id
         self.name = name
         self.status = status
@@ -59,6 +61,7 @@ public struct PlacementCandidate: Sendable, Hashable {
         self.freeHugepages = freeHugepages
         self.vmms = vmms
         self.networks = networks
+        self.kvm = kvm
         self.allocatedVCPUs = allocatedVCPUs
         self.allocatedMemoryBytes = allocatedMemoryBytes
     }
@@ -72,6 +75,7 @@ public enum PlacementRejection: Sendable, Hashable, CustomStringConvertible {
     case memory(needed: Int, available: Int)
     case hugepages(pageSize: Int, needed: Int, free: Int)
     case vmm(VMMBackend)
+    case noKVM
     case networks(missing: [String])
 
     public var description: String {
@@ -85,6 +89,7 @@ public enum PlacementRejection: Sendable, Hashable, CustomStringConvertible {
         case .hugepages(let size, let needed, let free):
             "needs \(needed) free \(Self.bytes(size)) hugepages, \(free) free"
         case .vmm(let backend): "has no \(backend.rawValue) VMM"
+        case .noKVM: "has no usable /dev/kvm"
         case .networks(let missing): "lacks network\(missing.count == 1 ? "" : "s") \(missing.joined(separator: ", "))"
         }
     }
@@ -137,6 +142,7 @@ public enum Placement {
             if request.memoryBytes > free { reasons.append(.memory(needed: request.memoryBytes, available: free)) }
         }
         if !candidate.vmms.contains(request.vmm) { reasons.append(.vmm(request.vmm)) }
+        if !candidate.kvm { reasons.append(.noKVM) }
         let missing = request.networks.subtracting(candidate.networks).sorted()
         if !missing.isEmpty { reasons.append(.networks(missing: missing)) }
         return reasons
