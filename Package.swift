@@ -16,11 +16,16 @@ let package = Package(
         .library(name: "NetPlumbing", targets: ["NetPlumbing"]),
         .library(name: "LinuxSys", targets: ["LinuxSys"]),
         .library(name: "NodeCore", targets: ["NodeCore"]),
+        .library(name: "ControlCore", targets: ["ControlCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
     ],
     targets: [
         // System libraries, found through pkg-config; scripts/setup installs the -dev packages.
@@ -83,9 +88,24 @@ let package = Package(
             dependencies: ["NodeCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
+        // The control daemon: SQLite inventory, node registry, placement, reconciliation, REST API.
+        .target(
+            name: "ControlCore",
+            dependencies: [
+                "VMModel",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Resources")],
+            swiftSettings: strict
+        ),
+
         .executableTarget(
             name: "qarax-control",
-            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ControlCore", "VMModel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
 
@@ -98,6 +118,16 @@ let package = Package(
             name: "NodeCoreTests",
             dependencies: ["NodeCore", "NetPlumbing", "LinuxSys", "VMModel", "CloudHypervisorAPI"],
             resources: [.copy("Golden")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ControlCoreTests",
+            dependencies: [
+                "ControlCore", "VMModel", "qarax-control",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(name: "VMModelTests", dependencies: ["VMModel"], swiftSettings: strict),

@@ -1,0 +1,90 @@
+public import Foundation
+
+/// Connected nodes and their liveness, in memory. Heartbeats touch only memory; ``takeDirty()``
+/// hands the accumulated changes to the flusher, which persists them in one transaction.
+public actor NodeRegistry {
+    /// A node whose liveness changed, or whose `last_seen` moved, since the last flush.
+    public struct PendingChange: Sendable, Hashable {
+        public var nodeID: String
+        public var lastSeen: Date
+        /// The new liveness (UP/DOWN) when it changed.
+        public var status: NodeStatus?
+    }
+
+    private var tracker: LivenessTracker
+    private let clock: ControlClock
+    private var links: [String: any NodeLink] = [:]
+    private var linkGeneration: [String: Int] = [:]
+    private var lastSeen: [String: Date] = [:]
+    private var dirty: [String: PendingChange] = [:]
+
+    public init(grace: Duration = .seconds(15), clock: ControlClock = .system) {
+        tracker = LivenessTracker(grace: grace)
+        self.clock = clock
+    }
+
+    /// Attaches a node's link; returns a generation number that ``detach(_:generation:)`` must present.
+    public func attach(_ nodeID: String, link: any NodeLink) -> Int {
+        links[nodeID] = link
+        let generation = (linkGeneration[nodeID] ?? 0) + 1
+        linkGeneration[nodeID] = generation
+        _ = tracker.heartbeat(nodeID, at: clock.now())
+        record(nodeID, status: .up)
+        return generation
+    }
+
+    /// The link closed. A newer link of the same node (a reconnect that raced) is left alone.
+    public func detach(_ nodeID: String, generation: Int) {
+        guard linkGeneration[nodeID] == generation else { return }
+        links[nodeID] = nil
+        if tracker.disconnected(nodeID) { record(nodeID, status: .down) }
+    }
+
+    /// A heartbeat (or any message) from the node.
+    public func heartbeat(_ nodeID: String) {
+        let revived = tracker.heartbeat(nodeID, at: clock.now())
+        record(nodeID, status: revived ? .up : nil)
+    }
+
+    /// Marks nodes silent for longer than the grace period DOWN; returns them.
+    @discardableResult
+    public func sweep() -> [String] {
+        let dead = tracker.expire(at: clock.now())
+        for node in dead {
+            var change = dirty[node] ?? PendingChange(nodeID: node, lastSeen: lastSeen[node] ?? Date(), status: nil)
+            change.status = .down
+            dirty[node] = change
+        }
+        return dead
+    }
+
+    /// Liveness as known in memory: UP for nodes heartbeating within the grace period.
+    public func isAlive(_ nodeID: String) -> Bool { tracker.alive.contains(nodeID) }
+
+    public var aliveNodes: Set<String> { tracker.alive }
+
+    /// The link to a connected, alive node.
+    public func link(for nodeID: String) -> (any NodeLink)? {
+        tracker.alive.contains(nodeID) ? links[nodeID] : nil
+    }
+
+    /// The changes accumulated since the last call, cleared.
+    public func takeDirty() -> [PendingChange] {
+        defer { dirty = [:] }
+        return dirty.values.sorted { $0.nodeID < $1.nodeID }
+    }
+
+    /// Puts changes back after a failed flush (newer changes win).
+    public func restore(_ changes: [PendingChange]) {
+        for change in changes where dirty[change.nodeID] == nil { dirty[change.nodeID] = change }
+    }
+
+    private func record(_ nodeID: String, status: NodeStatus?) {
+        let now = Date()
+        lastSeen[nodeID] = now
+        var change = dirty[nodeID] ?? PendingChange(nodeID: nodeID, lastSeen: now, status: nil)
+        change.lastSeen = now
+        if let status { change.status = status }
+        dirty[nodeID] = change
+    }
+}
