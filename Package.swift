@@ -16,11 +16,17 @@ let package = Package(
         .library(name: "NetPlumbing", targets: ["NetPlumbing"]),
         .library(name: "LinuxSys", targets: ["LinuxSys"]),
         .library(name: "NodeCore", targets: ["NodeCore"]),
+        .library(name: "Wire", targets: ["Wire"]),
+        .library(name: "ClusterPKI", targets: ["ClusterPKI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // System libraries, found through pkg-config; scripts/setup installs the -dev packages.
@@ -78,6 +84,35 @@ let package = Package(
         ),
         .executableTarget(name: "ch-sim", dependencies: ["CHSimulator"], swiftSettings: strict),
 
+        // The control <-> node protocol: frames, schema'd messages, connections, TLS. No libnl, no NodeCore.
+        .target(
+            name: "Wire",
+            dependencies: [
+                "VMModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["Proto/wire.proto"],
+            swiftSettings: strict
+        ),
+
+        // The cluster's certificate authority: CA, node and client certificates as PEM files.
+        .target(
+            name: "ClusterPKI",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // A seeded mutation fuzzer over the frame decoder; run by hand, never by `swift test`.
+        .executableTarget(name: "wire-fuzz", dependencies: ["Wire", .product(name: "NIOCore", package: "swift-nio")],
+                          swiftSettings: strict),
+
         .executableTarget(
             name: "qarax-node",
             dependencies: ["NodeCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -85,7 +120,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "qarax-control",
-            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ClusterPKI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
 
@@ -98,6 +133,27 @@ let package = Package(
             name: "NodeCoreTests",
             dependencies: ["NodeCore", "NetPlumbing", "LinuxSys", "VMModel", "CloudHypervisorAPI"],
             resources: [.copy("Golden")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WireTests",
+            dependencies: [
+                "Wire", "ClusterPKI", "VMModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ClusterPKITests",
+            dependencies: [
+                "ClusterPKI",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(name: "VMModelTests", dependencies: ["VMModel"], swiftSettings: strict),
