@@ -11,6 +11,7 @@ struct QaraxControl: ParsableCommand {
             The control plane (SQLite inventory, node registry, REST API) is not built yet; \
             use `qarax-node` on each host meanwhile.
             """,
-        version: "0.1.0"
+        version: "0.1.0",
+        subcommands: [PKI.self]
     )
 }
