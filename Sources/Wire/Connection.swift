@@ -60,7 +60,8 @@ public final class WireConnection: Sendable {
     }
 
     /// Serves the peer's requests with `handler` until the connection closes. Each request runs in
-    /// its own child task; at most `maxIncomingInFlight` at once (reads stop at the limit).
+    /// its own child task; at most `maxIncomingInFlight` at once (reads stop at the limit). Handlers
+    /// still running when the connection closes are cancelled.
     public func serve(_ handler: some WireRequestHandler) async {
         let peer = self.peer
         await withDiscardingTaskGroup { group in
@@ -80,6 +81,7 @@ public final class WireConnection: Sendable {
                     self.respond(id: incoming.id, answer)
                 }
             }
+            group.cancelAll()
         }
     }
 

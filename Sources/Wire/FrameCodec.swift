@@ -1,7 +1,8 @@
 public import NIOCore
 
-/// Splits a byte stream into `WireFrame`s. The header is checked as soon as its 20 bytes are in,
-/// so a bad magic, version, type or an oversized length fails before any payload is buffered.
+/// Splits a byte stream into `WireFrame`s. The magic is checked byte by byte as it arrives and the
+/// rest of the header as soon as its 20 bytes are in, so a bad magic, version, type or an oversized
+/// length fails before any payload is buffered.
 public struct WireFrameDecoder: ByteToMessageDecoder, Sendable {
     public typealias InboundOut = WireFrame
 
@@ -15,8 +16,11 @@ public struct WireFrameDecoder: ByteToMessageDecoder, Sendable {
 
     /// Parses one frame from the front of `buffer`, consuming it; `nil` when more bytes are needed.
     public func parse(_ buffer: inout ByteBuffer) throws(WireFrameError) -> WireFrame? {
-        guard buffer.readableBytes >= WireFormat.headerSize else { return nil }
         let start = buffer.readerIndex
+        guard buffer.readableBytes >= WireFormat.headerSize else {
+            try checkMagicPrefix(buffer)
+            return nil
+        }
         guard let magic = buffer.getInteger(at: start, as: UInt32.self),
               let version = buffer.getInteger(at: start + 4, as: UInt8.self),
               let rawType = buffer.getInteger(at: start + 5, as: UInt8.self),
@@ -33,6 +37,17 @@ public struct WireFrameDecoder: ByteToMessageDecoder, Sendable {
         buffer.moveReaderIndex(forwardBy: WireFormat.headerSize)
         guard let payload = buffer.readSlice(length: Int(length)) else { return nil }
         return WireFrame(type: type, flags: flags, requestID: requestID, payload: payload)
+    }
+
+    /// Fails as soon as the bytes received so far diverge from the magic, so a peer speaking another
+    /// protocol (a short HTTP request, a TLS ClientHello on a plaintext port) is told at once.
+    private func checkMagicPrefix(_ buffer: ByteBuffer) throws(WireFrameError) {
+        let available = min(buffer.readableBytes, 4)
+        guard available > 0, let prefix = buffer.getBytes(at: buffer.readerIndex, length: available) else { return }
+        var found: UInt32 = 0
+        for (index, byte) in prefix.enumerated() { found |= UInt32(byte) << (24 - 8 * index) }
+        let expected = (WireFormat.magic >> (32 - 8 * available)) << (32 - 8 * available)
+        guard found == expected else { throw .badMagic(found: found) }
     }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {

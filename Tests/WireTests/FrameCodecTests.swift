@@ -84,6 +84,17 @@ struct FrameCodecTests {
         _ = try? channel.finish()
     }
 
+    @Test("a wrong first byte is refused at once, without waiting for a whole header")
+    func magicByteByByte() throws {
+        let decoder = WireFrameDecoder()
+        var good = ByteBuffer(bytes: [0x51, 0x58, 0x57] as [UInt8])
+        #expect(try decoder.parse(&good) == nil)
+        var bad = ByteBuffer(bytes: [0x16, 0x03, 0x01] as [UInt8])
+        #expect(throws: WireFrameError.badMagic(found: 0x1603_0100)) { try decoder.parse(&bad) }
+        var late = ByteBuffer(bytes: [0x51, 0x58, 0x00] as [UInt8])
+        #expect(throws: WireFrameError.badMagic(found: 0x5158_0000)) { try decoder.parse(&late) }
+    }
+
     @Test("an oversized frame is refused from its header alone: nothing of the payload is waited for")
     func oversizedBeforeBuffering() throws {
         let decoder = WireFrameDecoder(maxFrameSize: 64)
