@@ -298,7 +298,9 @@ final class WireConnectionHandler: ChannelDuplexHandler {
             bound.value.callTimedOut(id: id, timeout: timeout)
         }
         pending[id] = Pending(promise: promise, timeout: task)
-        send(WireEnvelope(requestID: id, .request(request)))
+        if let error = send(WireEnvelope(requestID: id, .request(request))) {
+            complete(id, with: .failure(error))
+        }
     }
 
     private func complete(_ id: UInt64, with result: Result<WireResponse, any Error>) {
@@ -325,7 +327,10 @@ final class WireConnectionHandler: ChannelDuplexHandler {
     func respond(id: UInt64, _ message: WireMessage) {
         guard incomingInFlight > 0 else { return }
         incomingInFlight -= 1
-        if phase == .open { send(WireEnvelope(requestID: id, message)) }
+        if phase == .open, let error = send(WireEnvelope(requestID: id, message)) {
+            send(WireEnvelope(requestID: id, .error(WireErrorMapping.make(
+                .resourceExhausted, "the answer cannot be sent: \(error)"))))
+        }
         if readWithheld, incomingInFlight < configuration.maxIncomingInFlight, let context {
             readWithheld = false
             context.read()
@@ -367,16 +372,26 @@ final class WireConnectionHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
-    private func send(_ envelope: WireEnvelope, promise: EventLoopPromise<Void>? = nil) {
+    /// Writes one frame. A message above the frame limit is not sent (the peer would close the
+    /// connection on it): the error goes to `promise` and is returned.
+    @discardableResult
+    private func send(_ envelope: WireEnvelope, promise: EventLoopPromise<Void>? = nil) -> (any Error)? {
         guard let context else {
-            promise?.fail(closeReason ?? .connectionClosed(reason: "the connection is closed"))
-            return
+            let error = closeReason ?? .connectionClosed(reason: "the connection is closed")
+            promise?.fail(error)
+            return error
         }
         do {
             let frame = try envelope.frame(allocator: context.channel.allocator)
+            let size = WireFormat.headerSize + frame.payload.readableBytes
+            guard size <= configuration.maxFrameSize else {
+                throw WireFrameError.oversized(frameSize: size, limit: configuration.maxFrameSize)
+            }
             context.writeAndFlush(wrapOutboundOut(frame), promise: promise)
+            return nil
         } catch {
             promise?.fail(error)
+            return error
         }
     }
 

@@ -258,7 +258,6 @@ struct ConnectionTests {
             let helloBytes = Array(hello)
             let frames = try await withDeadline { try await rawExchange(port: port, helloBytes) }
             #expect(frames.first?.type == .helloAck)
-            #expect(frames.contains { $0.type == .heartbeat })
             #expect(try goodbye(in: frames)?.reason.code == .unavailable)
             guard case .peerUnresponsive = try await server.closed.next("close reason") else {
                 Issue.record("closed for another reason")
@@ -296,6 +295,40 @@ struct ConnectionTests {
             } catch WireError.remote(let error) {
                 #expect(error.code == .permissionDenied)
             }
+        }
+    }
+}
+
+@Suite("Frame limits on a live connection")
+struct LiveLimitTests {
+    @Test("a request above the frame limit fails that call only; the connection stays up")
+    func oversizedRequest() async throws {
+        let configuration = WireConnectionConfiguration(maxFrameSize: 256)
+        try await withServer(configuration: configuration) { server in
+            let connection = try await dialer(try server.endpoint, configuration: configuration).connect()
+            var create = WireCreateVM()
+            create.specJson = Data(repeating: 0x20, count: 1000)
+            await #expect(throws: WireFrameError.oversized(frameSize: 1026, limit: 256)) {
+                try await connection.call(Samples.request(.create(create)))
+            }
+            _ = try await connection.call(Samples.request(.info(Samples.ref("web"))))
+            await connection.close()
+        }
+    }
+
+    @Test("an answer above the peer's frame limit becomes a RESOURCE_EXHAUSTED error")
+    func oversizedAnswer() async throws {
+        let configuration = WireConnectionConfiguration(maxFrameSize: 1024)
+        try await withServer(configuration: configuration) { server in
+            let connection = try await dialer(try server.endpoint, configuration: configuration).connect()
+            do {
+                _ = try await connection.call(Samples.request(.list(WireListVMs())))
+                Issue.record("an answer above the limit was sent")
+            } catch WireError.remote(let error) {
+                #expect(error.code == .resourceExhausted)
+            }
+            _ = try await connection.call(Samples.request(.info(Samples.ref("web"))))
+            await connection.close()
         }
     }
 }

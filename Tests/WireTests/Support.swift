@@ -51,7 +51,7 @@ final class Gates: Sendable {
 }
 
 /// A node-side handler for tests: `info` answers at once, `start "slow-X"` opens gate arrived-X and waits for gate X,
-/// `start "open-X"` opens gate X, `delete` of "fail" throws a spec problem, `pause` never answers.
+/// `start "open-X"` opens gate X, `delete` of "fail" throws a spec problem, `pause` never answers, `list` answers 50 VMs.
 struct TestHandler: WireRequestHandler {
     let gates: Gates
 
@@ -74,6 +74,10 @@ struct TestHandler: WireRequestHandler {
             throw CancellationError()
         case .nodeInfo:
             return Samples.response(.node(Samples.inventory))
+        case .list:
+            var list = WireVMList()
+            list.vms = Array(repeating: Samples.vmStatus, count: 50)
+            return Samples.response(.vms(list))
         default:
             throw WireUnsupportedOperation(operation: "\(String(describing: request.op))")
         }
