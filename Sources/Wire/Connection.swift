@@ -12,7 +12,7 @@ public protocol WireRequestHandler: Sendable {
 public final class WireConnection: Sendable {
     /// Who is on the other end.
     public let peer: WirePeer
-    /// Events the peer pushes, in order; finishes when the connection closes.
+    /// Events the peer pushes, in order; finishes when the connection closes. One consumer only.
     public let events: AsyncStream<WireEvent>
     let channel: any Channel
     private let handler: NIOLoopBound<WireConnectionHandler>
@@ -61,7 +61,7 @@ public final class WireConnection: Sendable {
 
     /// Serves the peer's requests with `handler` until the connection closes. Each request runs in
     /// its own child task; at most `maxIncomingInFlight` at once (reads stop at the limit). Handlers
-    /// still running when the connection closes are cancelled.
+    /// still running when the connection closes are cancelled. Call it at most once per connection.
     public func serve(_ handler: some WireRequestHandler) async {
         let peer = self.peer
         await withDiscardingTaskGroup { group in
