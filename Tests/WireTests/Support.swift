@@ -147,6 +147,7 @@ func withServer<T: Sendable>(
             try await listener.run(onRefused: { server.refused.add($0) }) { connection in
                 server.connections.add(connection)
                 await connection.serve(TestHandler(gates: gates))
+                if Task.isCancelled { await connection.close() }
                 server.closed.add(await connection.closed())
             }
         }
