@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "LinuxSys", targets: ["LinuxSys"]),
         .library(name: "NodeCore", targets: ["NodeCore"]),
         .library(name: "ControlCore", targets: ["ControlCore"]),
+        .library(name: "Wire", targets: ["Wire"]),
+        .library(name: "ClusterPKI", targets: ["ClusterPKI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -26,6 +28,10 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // System libraries, found through pkg-config; scripts/setup installs the -dev packages.
@@ -83,6 +89,35 @@ let package = Package(
         ),
         .executableTarget(name: "ch-sim", dependencies: ["CHSimulator"], swiftSettings: strict),
 
+        // The control <-> node protocol: frames, schema'd messages, connections, TLS. No libnl, no NodeCore.
+        .target(
+            name: "Wire",
+            dependencies: [
+                "VMModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["Proto/wire.proto"],
+            swiftSettings: strict
+        ),
+
+        // The cluster's certificate authority: CA, node and client certificates as PEM files.
+        .target(
+            name: "ClusterPKI",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // A seeded mutation fuzzer over the frame decoder; run by hand, never by `swift test`.
+        .executableTarget(name: "wire-fuzz", dependencies: ["Wire", .product(name: "NIOCore", package: "swift-nio")],
+                          swiftSettings: strict),
+
         .executableTarget(
             name: "qarax-node",
             dependencies: ["NodeCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -105,7 +140,7 @@ let package = Package(
 
         .executableTarget(
             name: "qarax-control",
-            dependencies: ["ControlCore", "VMModel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ControlCore", "ClusterPKI", "VMModel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
 
@@ -127,6 +162,27 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WireTests",
+            dependencies: [
+                "Wire", "ClusterPKI", "VMModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ClusterPKITests",
+            dependencies: [
+                "ClusterPKI",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),

@@ -7,6 +7,6 @@ struct QaraxControl: AsyncParsableCommand {
         commandName: "qarax-control",
         abstract: "The qarax cluster control daemon (inventory, placement, REST API) and its client.",
         version: "0.1.0",
-        subcommands: [ServeCommand.self, NodeCommand.self, VMCommand.self, ImageCommand.self, NetworkCommand.self]
+        subcommands: [ServeCommand.self, PKI.self, NodeCommand.self, VMCommand.self, ImageCommand.self, NetworkCommand.self]
     )
 }
