@@ -80,7 +80,7 @@ let package = Package(
 
         .executableTarget(
             name: "qarax-node",
-            dependencies: ["NodeCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["NodeCore", "LinuxSys", "VMModel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         .executableTarget(
