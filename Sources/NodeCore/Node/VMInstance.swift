@@ -176,14 +176,20 @@ public actor VMInstance {
     // MARK: - Actions
 
     private func perform(_ actions: [VMStateMachine.Action]) async {
+        // Waiters for a stable state resume once the actions that come with it (release, removal)
+        // are done, so a returned `delete` or `stop` has left nothing behind.
+        var settledNow = false
+        defer {
+            if settledNow && Self.isStable(machine.state) {
+                let waiters = settledWaiters
+                settledWaiters = []
+                for waiter in waiters { waiter.resume() }
+            }
+        }
         for action in actions {
             switch action {
             case .stateChanged(_, let to):
-                if Self.isStable(to) {
-                    let waiters = settledWaiters
-                    settledWaiters = []
-                    for waiter in waiters { waiter.resume() }
-                }
+                if Self.isStable(to) { settledNow = true }
             case .launchVMM:
                 let observation = await launch()
                 await perform(machine.handle(observation))
