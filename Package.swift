@@ -102,6 +102,12 @@ let package = Package(
         ),
         .testTarget(name: "VMModelTests", dependencies: ["VMModel"], swiftSettings: strict),
         .testTarget(name: "CloudHypervisorAPITests", dependencies: ["CloudHypervisorAPI"], swiftSettings: strict),
+        // The real qarax-node daemon and CLI binaries driving real VMMs (QEMU under KVM, ch-sim).
+        .testTarget(
+            name: "NodeE2ETests",
+            dependencies: ["NodeCore", "NetPlumbing", "LinuxSys", "qarax-node", "ch-sim"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "CloudHypervisorTests",
             dependencies: ["NodeCore", "CHSimulator", "LinuxSys", "CShims", "VMModel", "CloudHypervisorAPI", "ch-sim"],

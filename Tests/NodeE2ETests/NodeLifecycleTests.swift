@@ -1,0 +1,183 @@
+import Foundation
+import Glibc
+import LinuxSys
+import NodeCore
+import Testing
+
+/// The real `qarax-node serve` and CLI binaries driving the tiny guest on both backends: QEMU under
+/// KVM for real, cloud-hypervisor through its simulator (`ch-sim`).
+@Suite("node daemon end to end")
+struct NodeLifecycleTests {
+    static let backends: [ServeProcess.Backend] = E2E.canRunQEMU ? [.qemu, .cloudHypervisor] : [.cloudHypervisor]
+
+    @Test("create, start, marker, pause, resume, reboot, stop, start, delete — state right at each step; nothing left",
+          .enabled(if: E2E.hasKVM, "needs /dev/kvm"), .enabled(if: E2E.isRoot, "needs root (jail, cgroups, TAPs)"),
+          arguments: backends)
+    func lifecycle(backend: ServeProcess.Backend) async throws {
+        let serve = try ServeProcess(backend: backend)
+        defer { serve.cleanUp() }
+        let ready = try await serve.start()
+        #expect(ready.contains("backend=\(backend == .qemu ? "qemu" : "cloud_hypervisor")"), "\(ready)")
+        let name = E2E.unique("life")
+
+        let created = await serve.cli("vm", "create", "--name", name, "--kernel", serve.kernel, "--cmdline", "console=ttyS0",
+                                      "--memory", "64M", "-o", "json")
+        try #require(created.status == 0, "\(created)")
+        #expect(try await serve.info(name).state == "Created")
+
+        let started = await serve.cli("vm", "start", name)
+        try #require(started.status == 0, "\(started)\n\(serve.log)")
+        let running = try await serve.info(name)
+        #expect(running.state == "Running")
+        let pid = try #require(running.pid)
+        let identity = try ProcessIdentity.of(pid: pid)
+        try await serve.awaitConsole(name)
+
+        try checkConfinement(pid: pid, cgroupParent: serve.cgroupParent, vmID: running.id)
+
+        #expect(await serve.cli("vm", "pause", name).status == 0)
+        let paused = try await serve.info(name)
+        #expect(paused.state == "Paused")
+        if backend == .qemu { #expect(paused.vmmState == "paused") }
+        #expect(await serve.cli("vm", "resume", name).status == 0)
+        let resumed = try await serve.info(name)
+        #expect(resumed.state == "Running")
+        if backend == .qemu { #expect(resumed.vmmState == "running") }
+
+        #expect(await serve.cli("vm", "reboot", name).status == 0)
+        #expect(try await serve.info(name).state == "Running")
+        #expect(try await serve.info(name).pid == pid, "a reboot keeps the VMM process")
+        if backend == .qemu { try await serve.awaitConsole(name, count: 2) }
+
+        let illegal = await serve.cli("vm", "resume", name)
+        #expect(illegal.status == 1 && illegal.stderr.contains("cannot resume vm '\(name)': it is Running"), "\(illegal)")
+
+        #expect(await serve.cli("vm", "stop", name).status == 0)
+        let stopped = try await serve.info(name)
+        #expect(stopped.state == "Shutdown")
+        #expect(stopped.pid == nil)
+        #expect(!Host.isRunning(identity))
+        #expect(Host.cgroups(under: serve.cgroupParent).isEmpty)
+
+        // A stopped VM boots again with a fresh VMM.
+        #expect(await serve.cli("vm", "start", name).status == 0)
+        let again = try await serve.info(name)
+        #expect(again.state == "Running")
+        let secondPid = try #require(again.pid)
+        let secondIdentity = try ProcessIdentity.of(pid: secondPid)
+
+        let listed = await serve.cli("vm", "list")
+        #expect(listed.stdout.contains("NAME") && listed.stdout.contains(name) && listed.stdout.contains("Running"), "\(listed)")
+
+        let deleted = await serve.cli("vm", "delete", name)
+        #expect(deleted.status == 0, "\(deleted)")
+        #expect(!Host.isRunning(secondIdentity))
+        let list = await serve.cli("vm", "list", "-o", "json")
+        #expect(try JSONDecoder().decode([VMReport].self, from: Data(list.stdout.utf8)).isEmpty)
+        #expect(await serve.cli("vm", "info", name).status == 1)
+
+        #expect(Host.cgroups(under: serve.cgroupParent).isEmpty)
+        #expect(Host.files(under: serve.runtimeRoot).isEmpty, "\(Host.files(under: serve.runtimeRoot))")
+        #expect(try await serve.stop() == 0)
+        #expect(!FileManager.default.fileExists(atPath: serve.socket))
+        #expect(Host.processes(mentioning: serve.directory).isEmpty)
+    }
+
+    @Test("vm run prints the time to the console line; vm console prints the log; a bad spec names its fields",
+          .enabled(if: E2E.isRoot, "needs root (cgroups)"))
+    func runAndErrors() async throws {
+        let serve = try ServeProcess(backend: .cloudHypervisor)
+        defer { serve.cleanUp() }
+        try await serve.start()
+        let name = E2E.unique("run")
+        let run = await serve.cli("vm", "run", "--name", name, "--kernel", serve.kernel, "--memory", "64M",
+                                  "--wait-for-console", E2E.marker, "--timeout", "20s")
+        #expect(run.status == 0, "\(run)")
+        #expect(run.stdout.contains("on the console after"), "\(run)")
+        let console = await serve.cli("vm", "console", name)
+        #expect(console.stdout.contains(E2E.marker), "\(console)")
+
+        let duplicate = await serve.cli("vm", "create", "--name", name, "--kernel", serve.kernel)
+        #expect(duplicate.status == 1 && duplicate.stderr.contains("already exists"), "\(duplicate)")
+
+        let bad = await serve.cli("vm", "create", "--name", E2E.unique("bad"), "--kernel", "/etc/passwd",
+                                  "--memory", "63M", "--net", "tap,mtu=70000")
+        #expect(bad.status == 1, "\(bad)")
+        for field in ["memory.size", "nics[0].mtu", "payload.kernel"] {
+            #expect(bad.stderr.contains("  \(field): "), "\(field) in \(bad.stderr)")
+        }
+        let flag = await serve.cli("vm", "create", "--name", "x", "--kernel", serve.kernel, "--net", "tap,parent=eth0")
+        #expect(flag.status != 0 && flag.stderr.contains("--net \"tap,parent=eth0\""), "\(flag)")
+
+        #expect(await serve.cli("vm", "delete", name).status == 0)
+        #expect(Host.files(under: serve.runtimeRoot).isEmpty)
+        #expect(try await serve.stop() == 0)
+    }
+
+    @Test("kill -9 of the daemon while a VM runs: a restarted daemon re-adopts it, can pause and stop it",
+          .enabled(if: E2E.hasKVM, "needs /dev/kvm"), .enabled(if: E2E.isRoot, "needs root"), arguments: backends)
+    func readoption(backend: ServeProcess.Backend) async throws {
+        let serve = try ServeProcess(backend: backend)
+        defer { serve.cleanUp() }
+        try await serve.start()
+        let name = E2E.unique("adopt")
+        let run = await serve.cli("vm", "run", "--name", name, "--kernel", serve.kernel, "--cmdline", "console=ttyS0",
+                                  "--memory", "64M", "--wait-for-console", E2E.marker, "--timeout", "20s")
+        try #require(run.status == 0, "\(run)\n\(serve.log)")
+        let pid = try #require(try await serve.info(name).pid)
+        let identity = try ProcessIdentity.of(pid: pid)
+
+        #expect(try await serve.stop(signal: SIGKILL) == SIGKILL)
+        #expect(Host.isRunning(identity), "the VMM outlives the daemon")
+
+        let ready = try await serve.start()
+        #expect(ready.contains("adopted=1"), "\(ready)")
+        let adopted = try await serve.info(name)
+        #expect(adopted.state == "Running")
+        #expect(adopted.pid == pid)
+        #expect(await serve.cli("vm", "pause", name).status == 0)
+        #expect(try await serve.info(name).state == "Paused")
+        #expect(await serve.cli("vm", "stop", name).status == 0)
+        #expect(try await serve.info(name).state == "Shutdown")
+        #expect(!Host.isRunning(identity))
+        #expect(await serve.cli("vm", "delete", name).status == 0)
+        #expect(Host.cgroups(under: serve.cgroupParent).isEmpty)
+        #expect(Host.files(under: serve.runtimeRoot).isEmpty, "\(Host.files(under: serve.runtimeRoot))")
+        #expect(try await serve.stop() == 0)
+    }
+
+    @Test("a graceful daemon stop leaves the VM running; the next daemon re-adopts it",
+          .enabled(if: E2E.isRoot, "needs root"))
+    func gracefulRestart() async throws {
+        let serve = try ServeProcess(backend: .cloudHypervisor)
+        defer { serve.cleanUp() }
+        try await serve.start()
+        let name = E2E.unique("keep")
+        #expect(await serve.cli("vm", "run", "--name", name, "--kernel", serve.kernel).status == 0)
+        let identity = try ProcessIdentity.of(pid: try #require(try await serve.info(name).pid))
+        #expect(try await serve.stop(signal: SIGTERM) == 0)
+        #expect(Host.isRunning(identity))
+        #expect(try await serve.start().contains("adopted=1"))
+        #expect(await serve.cli("vm", "delete", name).status == 0)
+        #expect(!Host.isRunning(identity))
+        #expect(try await serve.stop() == 0)
+    }
+
+    /// No capabilities, no_new_privs, seccomp filter mode, its own uid, its own cgroup.
+    func checkConfinement(pid: Int32, cgroupParent: String, vmID: String) throws {
+        let status = Host.status(of: pid)
+        for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            #expect(status[set] == "0000000000000000", "\(set) = \(status[set] ?? "?")")
+        }
+        #expect(status["NoNewPrivs"] == "1")
+        #expect(status["Seccomp"] == "2")
+        let uids = status["Uid"]?.split(whereSeparator: { $0 == "\t" || $0 == " " }) ?? []
+        #expect(uids.count == 4 && uids.allSatisfy { $0 == "65534" }, "Uid: \(status["Uid"] ?? "?")")
+        let cgroups = Host.cgroupLines(of: pid)
+        let own = cgroups.filter { $0.hasSuffix(":/\(cgroupParent)/\(vmID)") }
+        #expect(!own.isEmpty, "\(cgroups)")
+        for controller in ["memory", "pids"] where cgroups.contains(where: { $0.contains(":\(controller):") }) {
+            #expect(own.contains { $0.contains(":\(controller):") }, "\(controller) in \(cgroups)")
+        }
+    }
+}
