@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(name: "NetPlumbingTests", dependencies: ["NetPlumbing", "LinuxSys"], swiftSettings: strict),
         .testTarget(
             name: "NodeCoreTests",
-            dependencies: ["NodeCore", "NetPlumbing", "LinuxSys", "VMModel", "CloudHypervisorAPI"],
+            dependencies: ["NodeCore", "NetPlumbing", "LinuxSys", "VMModel", "CloudHypervisorAPI", "ch-sim"],
             resources: [.copy("Golden")],
             swiftSettings: strict
         ),

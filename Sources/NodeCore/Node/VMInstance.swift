@@ -108,6 +108,15 @@ public actor VMInstance {
         return machine.state
     }
 
+    /// Waits until the VM reaches a stable state of one of `kinds` (e.g. `Shutdown` after a guest
+    /// power-off); returns the state.
+    public func wait(for kinds: Set<VMStateMachine.State.Kind>) async -> VMStateMachine.State {
+        while !kinds.contains(machine.state.kind) {
+            await withCheckedContinuation { settledWaiters.append($0) }
+        }
+        return machine.state
+    }
+
     private func command(_ command: VMStateMachine.Command, until goals: Set<VMStateMachine.State.Kind>) async throws(VMOperationError) {
         let actions: [VMStateMachine.Action]
         do { actions = try machine.handle(command) } catch { throw .illegal(error) }
