@@ -185,14 +185,18 @@ public actor VMInstance {
     // MARK: - Actions
 
     private func perform(_ actions: [VMStateMachine.Action]) async {
+        defer {
+            if Self.isStable(machine.state), !settledWaiters.isEmpty {
+                let waiters = settledWaiters
+                settledWaiters = []
+                for waiter in waiters { waiter.resume() }
+            }
+        }
         for action in actions {
             switch action {
-            case .stateChanged(_, let to):
-                if Self.isStable(to) {
-                    let waiters = settledWaiters
-                    settledWaiters = []
-                    for waiter in waiters { waiter.resume() }
-                }
+            case .stateChanged:
+                // Waiters are woken once the whole list ran (release and removal included).
+                continue
             case .launchVMM:
                 let observation = await launch()
                 await perform(machine.handle(observation))
