@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "NetPlumbing", targets: ["NetPlumbing"]),
         .library(name: "LinuxSys", targets: ["LinuxSys"]),
         .library(name: "NodeCore", targets: ["NodeCore"]),
+        .library(name: "VMModel", targets: ["VMModel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

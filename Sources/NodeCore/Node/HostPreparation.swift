@@ -225,10 +225,9 @@ public enum HostPreparation {
         var links: [PreparedLink] = []
         for (index, nic) in spec.nics.enumerated() where nic.kind != .vhostUser {
             do {
-                let (hostNIC, link) = try await prepareNIC(nic, field: "nics[\(index)]", vmID: vmID, runtime: runtime,
+                let hostNIC = try await prepareNIC(nic, field: "nics[\(index)]", vmID: vmID, runtime: runtime,
                                                            configuration: configuration, queues: queues, links: &links)
                 nics.append(hostNIC)
-                _ = link
             } catch {
                 let partial = PreparedHost(vmID: vmID, runtime: runtime, cgroup: cgroup, nics: nics, links: links,
                                            hugepages: hugepages, vhostUser: endpoints, queueDescriptors: queues,
@@ -246,7 +245,7 @@ public enum HostPreparation {
     /// exists, so a failure afterwards still deletes it.
     private static func prepareNIC(_ nic: NICSpec, field: String, vmID: String, runtime: VMRuntimeDirectory,
                                    configuration: NodeConfiguration, queues: DescriptorBag,
-                                   links: inout [PreparedLink]) async throws(HostPreparationFailure) -> (HostNIC, PreparedLink) {
+                                   links: inout [PreparedLink]) async throws(HostPreparationFailure) -> HostNIC {
         let plumbing = NetPlumbing()
         let namespace = configuration.networkNamespace
         let name = linkName(vmID: vmID, nicID: nic.id, kind: nic.kind)
@@ -293,7 +292,7 @@ public enum HostPreparation {
             queues.put("\(nic.id)#\(queue)", FileDescriptor(adopting: fd))
         }
         let device = PreparedNIC(id: nic.id, interfaceName: name, queuePairs: pairs, mac: mac)
-        return (HostNIC(device: device, kind: nic.kind, queueDescriptors: descriptors), link)
+        return HostNIC(device: device, kind: nic.kind, queueDescriptors: descriptors)
     }
 
     /// Runs blocking host work (sysfs, cgroupfs, directory trees) off the cooperative pool.

@@ -3,7 +3,7 @@ import NetPlumbing
 public import VMModel
 
 /// Why the node refused or failed a request.
-public enum NodeError: Error, Hashable, Sendable, CustomStringConvertible {
+public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The specification is unusable: every problem, with its field path.
     case invalidSpec([SpecProblem])
     case alreadyExists(name: String)

@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// Why an operation on a VM did not succeed.
-public enum VMOperationError: Error, Hashable, Sendable, CustomStringConvertible {
+public enum VMOperationError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The VM's state forbids the command; nothing was sent to the VMM.
     case illegal(VMStateMachine.IllegalTransition)
     /// The VMM refused or did not answer; `chain` is its error chain.
@@ -16,6 +16,8 @@ public enum VMOperationError: Error, Hashable, Sendable, CustomStringConvertible
     /// A call outside the state machine (info, counters, hotplug) needs a running VMM.
     case notRunning(vm: String, state: VMStateMachine.State)
     case vmmCall(vm: String, operation: String, VMStateMachine.CallError)
+    /// The node could not write the VM's durable record (the VM itself is fine).
+    case bookkeeping(vm: String, SystemError)
 
     public var description: String {
         switch self {
@@ -25,6 +27,7 @@ public enum VMOperationError: Error, Hashable, Sendable, CustomStringConvertible
             "vm '\(vm)': \(command) ended with the vm \(state)" + (state.failure.map { " (\($0))" } ?? "")
         case .notRunning(let vm, let state): "vm '\(vm)' has no running VMM (it is \(state))"
         case .vmmCall(let vm, let operation, let error): "vm '\(vm)': \(operation) failed: \(error)"
+        case .bookkeeping(let vm, let error): "vm '\(vm)': its record could not be written: \(error)"
         }
     }
 }
@@ -174,7 +177,11 @@ public actor VMInstance {
         eventsTask = nil
         teardownTask = nil
         process = nil
-        let log = exit.reason == .exited(status: 0) ? Self.tail(of: (try? VMRuntimeDirectory(vmID: id, root: configuration.runtimeRoot))?.vmmLog) : ""
+        var log = ""
+        if exit.reason == .exited(status: 0) {
+            let path = (try? VMRuntimeDirectory(vmID: id, root: configuration.runtimeRoot))?.vmmLog
+            log = await HostPreparation.onHostThread { Self.tail(of: path) }
+        }
         await perform(machine.handle(.processExited(Self.classify(exit, vmmLog: log))))
     }
 
@@ -256,7 +263,7 @@ public actor VMInstance {
             try await records.write(VMRecord(id: id, spec: spec, backend: backend.kind, host: prepared.record))
         } catch {
             // The VM runs without a durable record: a restarted node would not find it.
-            reported.append(.vmmCall(vm: name, operation: "record", .init(.rejected(status: 0), chain: ["\(error)"])))
+            reported.append(.bookkeeping(vm: name, error))
         }
         let oomProbe: Supervisor.OOMProbe? = prepared.cgroup.map { group in { @Sendable in try? group.oomKillCount() ?? nil } }
         do throws(SupervisorError) {
@@ -278,6 +285,10 @@ public actor VMInstance {
             attach(control)
         } catch {
             launch.nodeEnds.closeAll()
+            // The VMM runs but cannot be controlled: it goes before its resources are released.
+            _ = try? await supervisor.stop(id, ladder: TeardownLadder(
+                graceful: nil, gracefulTimeout: .zero, terminateTimeout: configuration.terminateTimeout,
+                killTimeout: configuration.killTimeout))
             return .launchFailed(error.description)
         }
         return .launched
