@@ -111,6 +111,26 @@ struct NodeLifecycleTests {
         }
     }
 
+    @Test("hot-plug a TAP NIC into a running VM, then remove it: the VMM gets the fd, the device goes")
+    func hotplugNIC() async throws {
+        try await NodeFixture.run { fixture, node in
+            let vm = try await node.create(fixture.spec("hot"))
+            try await vm.start()
+            let pid = try #require(await vm.status.vmmProcess?.pid)
+            fixture.track(pid)
+            #expect(!descriptorTargets(of: pid).contains("/dev/net/tun"))
+            let device = try await vm.addNIC(NICSpec(id: "net1", kind: .tap, mtu: 1500))
+            #expect(device.id == "net1")
+            #expect(device.pciAddress != nil)
+            #expect(descriptorTargets(of: pid).contains("/dev/net/tun"), "the VMM holds the hot-plugged TAP")
+            let name = HostPreparation.linkName(vmID: vm.id, nicID: "net1", kind: .tap)
+            _ = try await NetPlumbing().link(name, in: fixture.namespace)
+            try await vm.removeNIC(id: "net1")
+            await #expect(throws: NetPlumbingError.self) { _ = try await NetPlumbing().link(name, in: fixture.namespace) }
+            try await node.delete(vm.id)
+        }
+    }
+
     @Test("the VMM crashes at vm.boot: the VM is Failed and everything released")
     func crashAtBoot() async throws {
         try await NodeFixture.run(.init(faults: "crash-at=vm.boot")) { fixture, node in

@@ -50,8 +50,10 @@ public final class PreparedHost: Sendable {
     public let vmID: String
     public let runtime: VMRuntimeDirectory
     public let cgroup: VMCgroup?
-    public let nics: [HostNIC]
-    public let links: [PreparedLink]
+    /// The NICs and links held now (boot NICs plus hot-plugged ones).
+    public var nics: [HostNIC] { devices.withLock { $0.nics } }
+    public var links: [PreparedLink] { devices.withLock { $0.links } }
+    private let devices: Mutex<(nics: [HostNIC], links: [PreparedLink])>
     public let hugepages: PreparedHugepages?
     public let vhostUser: [VhostUserEndpoint]
     private let queueDescriptors: DescriptorBag
@@ -65,8 +67,7 @@ public final class PreparedHost: Sendable {
         self.vmID = vmID
         self.runtime = runtime
         self.cgroup = cgroup
-        self.nics = nics
-        self.links = links
+        devices = Mutex((nics, links))
         self.hugepages = hugepages
         self.vhostUser = vhostUser
         self.queueDescriptors = queueDescriptors
@@ -97,6 +98,47 @@ public final class PreparedHost: Sendable {
                   ledger: configuration.hugepageLedger)
     }
 
+    /// Makes the host side of a NIC hot-plugged into the running VM (TAP or MACVTAP, queues open).
+    public func addNIC(_ nic: NICSpec, field: String, configuration: NodeConfiguration) async throws(HostPreparationFailure) -> HostNIC {
+        var made: [PreparedLink] = []
+        do {
+            let host = try await HostPreparation.prepareNIC(nic, field: field, vmID: vmID, runtime: runtime,
+                                                            configuration: configuration, queues: queueDescriptors,
+                                                            links: &made)
+            devices.withLock { devices in
+                devices.nics.append(host)
+                devices.links += made
+            }
+            return host
+        } catch {
+            for link in made {
+                try? await NetPlumbing().delete(link.name, deviceDirectory: link.deviceDirectory, in: namespace)
+            }
+            throw error
+        }
+    }
+
+    /// Deletes the host side of NIC `id` (its queues closed, its link deleted); false when unknown.
+    @discardableResult
+    public func removeNIC(id: String) async -> Bool {
+        let removed = devices.withLock { devices -> (HostNIC?, [PreparedLink]) in
+            let nic = devices.nics.first { $0.device.id == id }
+            devices.nics.removeAll { $0.device.id == id }
+            let links = devices.links.filter { $0.nicID == id }
+            devices.links.removeAll { $0.nicID == id }
+            return (nic, links)
+        }
+        guard let nic = removed.0 else { return false }
+        for queue in 0..<nic.queueDescriptors.count {
+            _ = queueDescriptors.take("\(id)#\(queue)")
+        }
+        for link in removed.1 {
+            try? await NetPlumbing().delete(link.name, deviceDirectory: link.deviceDirectory, in: namespace)
+            if let directory = link.deviceDirectory { _ = rmdir(directory) }
+        }
+        return true
+    }
+
     /// Undoes the preparation in reverse order: queue descriptors, links (and MACVTAP nodes),
     /// cgroup, channel directory, hugepages. Runs once; later calls return at once. Returns the
     /// problems met (each step is attempted whatever the others did).
@@ -110,6 +152,7 @@ public final class PreparedHost: Sendable {
         var problems: [String] = []
         queueDescriptors.closeAll()
         let plumbing = NetPlumbing()
+        let links = self.links
         for link in links.reversed() {
             do {
                 try await plumbing.delete(link.name, deviceDirectory: link.deviceDirectory, in: namespace)
@@ -129,7 +172,7 @@ public final class PreparedHost: Sendable {
             do { try HostFiles.removeTree(HostPreparation.channelDirectory(runtime)) } catch {
                 problems.append("remove \(HostPreparation.channelDirectory(runtime)): \(error)")
             }
-            for link in self.links {
+            for link in links {
                 if let directory = link.deviceDirectory { _ = rmdir(directory) }
             }
             if let hugepages {
@@ -243,7 +286,7 @@ public enum HostPreparation {
 
     /// Makes one TAP or MACVTAP and opens its queues. The link is recorded in `links` as soon as it
     /// exists, so a failure afterwards still deletes it.
-    private static func prepareNIC(_ nic: NICSpec, field: String, vmID: String, runtime: VMRuntimeDirectory,
+    static func prepareNIC(_ nic: NICSpec, field: String, vmID: String, runtime: VMRuntimeDirectory,
                                    configuration: NodeConfiguration, queues: DescriptorBag,
                                    links: inout [PreparedLink]) async throws(HostPreparationFailure) -> HostNIC {
         let plumbing = NetPlumbing()

@@ -148,6 +148,39 @@ public actor VMInstance {
         do { return try await control.counters() } catch { throw .vmmCall(vm: name, operation: "counters", error) }
     }
 
+    /// Hot-plugs a TAP or MACVTAP NIC: the node makes the host device, the VMM gets its fds.
+    public func addNIC(_ nic: NICSpec) async throws(VMOperationError) -> VMMDevice {
+        let control = try liveControl()
+        guard let host, nic.kind != .vhostUser else {
+            throw .vmmCall(vm: name, operation: "add nic \(nic.id)", .init(.rejected(status: 400), chain: ["only tap and macvtap NICs can be hot-plugged"]))
+        }
+        let prepared: HostNIC
+        do {
+            prepared = try await host.addNIC(nic, field: "nic", configuration: configuration)
+        } catch {
+            throw .vmmCall(vm: name, operation: "add nic \(nic.id)", .init(.rejected(status: 400), chain: [error.description]))
+        }
+        do {
+            let device = try await control.addNIC(nic, host: prepared)
+            try? await records.write(VMRecord(id: id, spec: spec, backend: backend.kind, host: host.record))
+            return device
+        } catch {
+            await host.removeNIC(id: nic.id)
+            throw .vmmCall(vm: name, operation: "add nic \(nic.id)", error)
+        }
+    }
+
+    /// Asks the guest to release NIC `nicID`, then deletes its host device.
+    public func removeNIC(id nicID: String) async throws(VMOperationError) {
+        let control = try liveControl()
+        do { try await control.removeDevice(id: nicID) } catch {
+            throw .vmmCall(vm: name, operation: "remove nic \(nicID)", error)
+        }
+        if let host, await host.removeNIC(id: nicID) {
+            try? await records.write(VMRecord(id: id, spec: spec, backend: backend.kind, host: host.record))
+        }
+    }
+
     public func addDisk(_ disk: DiskSpec) async throws(VMOperationError) -> VMMDevice {
         let control = try liveControl()
         do { return try await control.addDisk(disk) } catch { throw .vmmCall(vm: name, operation: "add disk \(disk.id)", error) }
