@@ -268,6 +268,25 @@ struct NodeLifecycleTests {
         }
     }
 
+    @Test("at start-up the node deletes tagged links of VMs it does not know, and keeps its own")
+    func reapsUnknownLinks() async throws {
+        try await NodeFixture.run { fixture, node in
+            let vm = try await node.create(fixture.spec("keep", nics: [NICSpec(id: "net0", kind: .tap)]))
+            try await vm.start()
+            fixture.track(await vm.status.vmmProcess?.pid)
+            let stray = try LinkTag(vm: fixture.prefix + "-gone", nic: "net0")
+            _ = try await NetPlumbing().createTap(TapRequest(name: "qxstray0", tag: stray), in: fixture.namespace)
+            await node.detach()
+
+            let (restarted, recovery) = try await NodeRuntime.open(configuration: fixture.configuration, backend: fixture.backend)
+            #expect(recovery.reapedLinks == ["qxstray0"])
+            await #expect(throws: NetPlumbingError.self) { _ = try await NetPlumbing().link("qxstray0", in: fixture.namespace) }
+            let kept = HostPreparation.linkName(vmID: vm.id, nicID: "net0", kind: .tap)
+            _ = try await NetPlumbing().link(kept, in: fixture.namespace)
+            try await restarted.delete(vm.id)
+        }
+    }
+
     /// After a failure: no VMM, no link, no cgroup, no channel files; then the VM is deleted.
     private func expectReleased(_ vm: VMInstance, fixture: NodeFixture, nic: String? = nil,
                                 kind: NICKind = .tap) async throws {

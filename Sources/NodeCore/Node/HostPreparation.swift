@@ -305,7 +305,10 @@ public enum HostPreparation {
                 if nic.offloadCsum { offloads.insert(.checksum) }
                 if nic.offloadTSO, nic.offloadCsum { offloads.formUnion([.tso4, .tso6, .tsoECN]) }
                 if nic.offloadUFO, nic.offloadCsum { offloads.insert(.ufo) }
-                let request = TapRequest(name: name, tag: tag, queues: pairs, multiQueue: pairs > 1,
+                // Always multi-queue: a single-queue TAP refuses a second attachment (EBUSY) while the
+                // fd that created it is still held by a child the node is forking at that moment for
+                // another VM (until its exec closes it); a multi-queue TAP accepts our queue anyway.
+                let request = TapRequest(name: name, tag: tag, queues: pairs, multiQueue: true,
                                          owner: configuration.vmmUser.uid, group: configuration.vmmUser.gid,
                                          vnetHeaderSize: 12, offloads: offloads, mtu: nic.mtu, mac: nic.hostMAC,
                                          master: nic.bridge)
