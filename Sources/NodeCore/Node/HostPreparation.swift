@@ -91,7 +91,7 @@ public final class PreparedHost: Sendable {
         do { runtime = try VMRuntimeDirectory(vmID: record.vmID, root: record.runtimeRoot) } catch { throw .files(error) }
         var cgroup: VMCgroup?
         if let name = record.cgroupName {
-            do { cgroup = try CgroupManager.detect(parent: configuration.cgroupParent).open(name: name) } catch { throw .cgroup(error) }
+            do { cgroup = try configuration.cgroups().open(name: name) } catch { throw .cgroup(error) }
         }
         self.init(vmID: record.vmID, runtime: runtime, cgroup: cgroup, nics: [], links: record.links, hugepages: nil,
                   vhostUser: [], queueDescriptors: DescriptorBag(), namespace: configuration.networkNamespace,
@@ -251,7 +251,7 @@ public enum HostPreparation {
                 return .failure(.files(.system(error)))
             }
             do throws(CgroupError) {
-                let manager = try CgroupManager.detect(parent: configuration.cgroupParent)
+                let manager = try configuration.cgroups()
                 let group = try manager.create(name: vmID, limits: cgroupLimits(for: spec, configuration: configuration))
                 return .success((runtime, endpoints, hugepages, group))
             } catch {

@@ -56,7 +56,13 @@ public actor NodeRuntime {
     /// Opens the node's state: loads the VM records, deletes tagged links of VMs it does not know,
     /// re-adopts VMMs that still run (control channel, events and console reconnected) and
     /// releases the host resources of those that are gone.
-    public static func open(configuration: NodeConfiguration, backend: any VMMBackend) async throws(NodeError) -> (NodeRuntime, NodeRecovery) {
+    public static func open(configuration given: NodeConfiguration, backend: any VMMBackend) async throws(NodeError) -> (NodeRuntime, NodeRecovery) {
+        var configuration = given
+        do {
+            configuration.cgroupManager = try configuration.cgroups()
+        } catch {
+            throw .setup("cgroups: \(error)")
+        }
         let supervisor: Supervisor
         let records: VMRecordStore
         do {

@@ -66,7 +66,6 @@ public actor VMInstance {
     private var process: ProcessIdentity?
     private var reported: [VMOperationError] = []
     private var settledWaiters: [CheckedContinuation<Void, Never>] = []
-    private var pendingExit: ProcessExit?
 
     init(id: String, spec: VMSpec, backend: any VMMBackend, configuration: NodeConfiguration,
          supervisor: Supervisor, records: VMRecordStore, state: VMStateMachine.State = .created) {
