@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "NetPlumbing", targets: ["NetPlumbing"]),
         .library(name: "LinuxSys", targets: ["LinuxSys"]),
         .library(name: "NodeCore", targets: ["NodeCore"]),
+        .library(name: "VMModel", targets: ["VMModel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -96,7 +97,7 @@ let package = Package(
         .testTarget(name: "NetPlumbingTests", dependencies: ["NetPlumbing", "LinuxSys"], swiftSettings: strict),
         .testTarget(
             name: "NodeCoreTests",
-            dependencies: ["NodeCore", "NetPlumbing", "LinuxSys", "VMModel", "CloudHypervisorAPI"],
+            dependencies: ["NodeCore", "NetPlumbing", "LinuxSys", "VMModel", "CloudHypervisorAPI", "ch-sim"],
             resources: [.copy("Golden")],
             swiftSettings: strict
         ),

@@ -36,7 +36,7 @@ public struct CloudHypervisorBackend: VMMBackend {
     public let callTimeout: Duration
     /// Every `vm.create` and `vm.add-net` body is checked against cloud-hypervisor's API document
     /// before it is sent (the VMM itself accepts bodies the document forbids).
-    private let validator: OpenAPISchemaValidator
+    private let validator: SchemaCheck
 
     /// Child descriptor numbers.
     static let apiFD: Int32 = 3
@@ -49,7 +49,7 @@ public struct CloudHypervisorBackend: VMMBackend {
         self.binary = binary
         self.callTimeout = callTimeout
         do {
-            validator = try OpenAPISchemaValidator.cloudHypervisor(options: .cloudHypervisor)
+            validator = SchemaCheck(try OpenAPISchemaValidator.cloudHypervisor(options: .cloudHypervisor))
         } catch {
             throw VMMBackendError(backend: .cloudHypervisor, operation: "load the API document", reason: "\(error)")
         }
@@ -196,10 +196,10 @@ final class CloudHypervisorControl: VMMControl {
     let events: AsyncStream<VMStateMachine.Event>
     private let client: CloudHypervisorClient
     private let context: VMMLaunchContext
-    private let validator: OpenAPISchemaValidator
+    private let validator: SchemaCheck
     private let registration: ReadRegistration
 
-    init(client: CloudHypervisorClient, context: VMMLaunchContext, validator: OpenAPISchemaValidator,
+    init(client: CloudHypervisorClient, context: VMMLaunchContext, validator: SchemaCheck,
          events fd: consuming FileDescriptor) throws(SystemError) {
         self.client = client
         self.context = context
@@ -253,7 +253,7 @@ final class CloudHypervisorControl: VMMControl {
             throw .invalidRequest(call: "vm.create", reason: error.description)
         }
         let body = try CloudHypervisorClient.encode(plan.vmConfig, for: .vmCreate)
-        let violations = validator.validate(Data(body), against: "VmConfig")
+        let violations = validator.violations(body, against: "VmConfig")
         guard violations.isEmpty else {
             throw .invalidRequest(call: "vm.create", reason: violations.map(\.description).joined(separator: "; "))
         }
@@ -262,7 +262,7 @@ final class CloudHypervisorControl: VMMControl {
         for nic in context.nics { byID[nic.device.id] = nic }
         for attachment in plan.netAttachments {
             let body = try CloudHypervisorClient.encode(attachment.body, for: .vmAddNet)
-            let violations = validator.validate(Data(body), against: "NetConfig")
+            let violations = validator.violations(body, against: "NetConfig")
             guard violations.isEmpty else {
                 throw .invalidRequest(call: "vm.add-net", reason: violations.map(\.description).joined(separator: "; "))
             }
@@ -322,5 +322,31 @@ final class CloudHypervisorControl: VMMControl {
 
     func close() {
         registration.cancel()
+    }
+}
+
+/// Checks request bodies against the API document, each distinct body once: a VM sends the same
+/// `vm.create` and `vm.add-net` bodies at every boot, so only its first boot pays for the check.
+final class SchemaCheck: Sendable {
+    private let validator: OpenAPISchemaValidator
+    /// Bodies that passed, per schema; bounded (cleared when full).
+    private let passed = Mutex<Set<[UInt8]>>([])
+    private static let capacity = 4096
+
+    init(_ validator: OpenAPISchemaValidator) {
+        self.validator = validator
+    }
+
+    func violations(_ body: [UInt8], against schema: String) -> [SchemaViolation] {
+        let key = Array(schema.utf8) + [0] + body
+        if passed.withLock({ $0.contains(key) }) { return [] }
+        let violations = validator.validate(Data(body), against: schema)
+        if violations.isEmpty {
+            passed.withLock { set in
+                if set.count >= Self.capacity { set.removeAll() }
+                set.insert(key)
+            }
+        }
+        return violations
     }
 }

@@ -50,8 +50,10 @@ public final class PreparedHost: Sendable {
     public let vmID: String
     public let runtime: VMRuntimeDirectory
     public let cgroup: VMCgroup?
-    public let nics: [HostNIC]
-    public let links: [PreparedLink]
+    /// The NICs and links held now (boot NICs plus hot-plugged ones).
+    public var nics: [HostNIC] { devices.withLock { $0.nics } }
+    public var links: [PreparedLink] { devices.withLock { $0.links } }
+    private let devices: Mutex<(nics: [HostNIC], links: [PreparedLink])>
     public let hugepages: PreparedHugepages?
     public let vhostUser: [VhostUserEndpoint]
     private let queueDescriptors: DescriptorBag
@@ -65,8 +67,7 @@ public final class PreparedHost: Sendable {
         self.vmID = vmID
         self.runtime = runtime
         self.cgroup = cgroup
-        self.nics = nics
-        self.links = links
+        devices = Mutex((nics, links))
         self.hugepages = hugepages
         self.vhostUser = vhostUser
         self.queueDescriptors = queueDescriptors
@@ -90,11 +91,52 @@ public final class PreparedHost: Sendable {
         do { runtime = try VMRuntimeDirectory(vmID: record.vmID, root: record.runtimeRoot) } catch { throw .files(error) }
         var cgroup: VMCgroup?
         if let name = record.cgroupName {
-            do { cgroup = try CgroupManager.detect(parent: configuration.cgroupParent).open(name: name) } catch { throw .cgroup(error) }
+            do { cgroup = try configuration.cgroups().open(name: name) } catch { throw .cgroup(error) }
         }
         self.init(vmID: record.vmID, runtime: runtime, cgroup: cgroup, nics: [], links: record.links, hugepages: nil,
                   vhostUser: [], queueDescriptors: DescriptorBag(), namespace: configuration.networkNamespace,
                   ledger: configuration.hugepageLedger)
+    }
+
+    /// Makes the host side of a NIC hot-plugged into the running VM (TAP or MACVTAP, queues open).
+    public func addNIC(_ nic: NICSpec, field: String, configuration: NodeConfiguration) async throws(HostPreparationFailure) -> HostNIC {
+        var made: [PreparedLink] = []
+        do {
+            let host = try await HostPreparation.prepareNIC(nic, field: field, vmID: vmID, runtime: runtime,
+                                                            configuration: configuration, queues: queueDescriptors,
+                                                            links: &made)
+            devices.withLock { devices in
+                devices.nics.append(host)
+                devices.links += made
+            }
+            return host
+        } catch {
+            for link in made {
+                try? await NetPlumbing().delete(link.name, deviceDirectory: link.deviceDirectory, in: namespace)
+            }
+            throw error
+        }
+    }
+
+    /// Deletes the host side of NIC `id` (its queues closed, its link deleted); false when unknown.
+    @discardableResult
+    public func removeNIC(id: String) async -> Bool {
+        let removed = devices.withLock { devices -> (HostNIC?, [PreparedLink]) in
+            let nic = devices.nics.first { $0.device.id == id }
+            devices.nics.removeAll { $0.device.id == id }
+            let links = devices.links.filter { $0.nicID == id }
+            devices.links.removeAll { $0.nicID == id }
+            return (nic, links)
+        }
+        guard let nic = removed.0 else { return false }
+        for queue in 0..<nic.queueDescriptors.count {
+            _ = queueDescriptors.take("\(id)#\(queue)")
+        }
+        for link in removed.1 {
+            try? await NetPlumbing().delete(link.name, deviceDirectory: link.deviceDirectory, in: namespace)
+            if let directory = link.deviceDirectory { _ = rmdir(directory) }
+        }
+        return true
     }
 
     /// Undoes the preparation in reverse order: queue descriptors, links (and MACVTAP nodes),
@@ -110,6 +152,7 @@ public final class PreparedHost: Sendable {
         var problems: [String] = []
         queueDescriptors.closeAll()
         let plumbing = NetPlumbing()
+        let links = self.links
         for link in links.reversed() {
             do {
                 try await plumbing.delete(link.name, deviceDirectory: link.deviceDirectory, in: namespace)
@@ -129,7 +172,7 @@ public final class PreparedHost: Sendable {
             do { try HostFiles.removeTree(HostPreparation.channelDirectory(runtime)) } catch {
                 problems.append("remove \(HostPreparation.channelDirectory(runtime)): \(error)")
             }
-            for link in self.links {
+            for link in links {
                 if let directory = link.deviceDirectory { _ = rmdir(directory) }
             }
             if let hugepages {
@@ -208,7 +251,7 @@ public enum HostPreparation {
                 return .failure(.files(.system(error)))
             }
             do throws(CgroupError) {
-                let manager = try CgroupManager.detect(parent: configuration.cgroupParent)
+                let manager = try configuration.cgroups()
                 let group = try manager.create(name: vmID, limits: cgroupLimits(for: spec, configuration: configuration))
                 return .success((runtime, endpoints, hugepages, group))
             } catch {
@@ -225,10 +268,9 @@ public enum HostPreparation {
         var links: [PreparedLink] = []
         for (index, nic) in spec.nics.enumerated() where nic.kind != .vhostUser {
             do {
-                let (hostNIC, link) = try await prepareNIC(nic, field: "nics[\(index)]", vmID: vmID, runtime: runtime,
+                let hostNIC = try await prepareNIC(nic, field: "nics[\(index)]", vmID: vmID, runtime: runtime,
                                                            configuration: configuration, queues: queues, links: &links)
                 nics.append(hostNIC)
-                _ = link
             } catch {
                 let partial = PreparedHost(vmID: vmID, runtime: runtime, cgroup: cgroup, nics: nics, links: links,
                                            hugepages: hugepages, vhostUser: endpoints, queueDescriptors: queues,
@@ -244,9 +286,9 @@ public enum HostPreparation {
 
     /// Makes one TAP or MACVTAP and opens its queues. The link is recorded in `links` as soon as it
     /// exists, so a failure afterwards still deletes it.
-    private static func prepareNIC(_ nic: NICSpec, field: String, vmID: String, runtime: VMRuntimeDirectory,
+    static func prepareNIC(_ nic: NICSpec, field: String, vmID: String, runtime: VMRuntimeDirectory,
                                    configuration: NodeConfiguration, queues: DescriptorBag,
-                                   links: inout [PreparedLink]) async throws(HostPreparationFailure) -> (HostNIC, PreparedLink) {
+                                   links: inout [PreparedLink]) async throws(HostPreparationFailure) -> HostNIC {
         let plumbing = NetPlumbing()
         let namespace = configuration.networkNamespace
         let name = linkName(vmID: vmID, nicID: nic.id, kind: nic.kind)
@@ -263,7 +305,10 @@ public enum HostPreparation {
                 if nic.offloadCsum { offloads.insert(.checksum) }
                 if nic.offloadTSO, nic.offloadCsum { offloads.formUnion([.tso4, .tso6, .tsoECN]) }
                 if nic.offloadUFO, nic.offloadCsum { offloads.insert(.ufo) }
-                let request = TapRequest(name: name, tag: tag, queues: pairs, multiQueue: pairs > 1,
+                // Always multi-queue: a single-queue TAP refuses a second attachment (EBUSY) while the
+                // fd that created it is still held by a child the node is forking at that moment for
+                // another VM (until its exec closes it); a multi-queue TAP accepts our queue anyway.
+                let request = TapRequest(name: name, tag: tag, queues: pairs, multiQueue: true,
                                          owner: configuration.vmmUser.uid, group: configuration.vmmUser.gid,
                                          vnetHeaderSize: 12, offloads: offloads, mtu: nic.mtu, mac: nic.hostMAC,
                                          master: nic.bridge)
@@ -293,7 +338,7 @@ public enum HostPreparation {
             queues.put("\(nic.id)#\(queue)", FileDescriptor(adopting: fd))
         }
         let device = PreparedNIC(id: nic.id, interfaceName: name, queuePairs: pairs, mac: mac)
-        return (HostNIC(device: device, kind: nic.kind, queueDescriptors: descriptors), link)
+        return HostNIC(device: device, kind: nic.kind, queueDescriptors: descriptors)
     }
 
     /// Runs blocking host work (sysfs, cgroupfs, directory trees) off the cooperative pool.

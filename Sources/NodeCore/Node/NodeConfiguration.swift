@@ -13,6 +13,9 @@ public struct NodeConfiguration: Sendable {
     public var vmmUser: UserIdentity
     /// The cgroup parent of the per-VM groups (`<controller mount>/<parent>/<vm-id>`).
     public var cgroupParent: String
+    /// The host's cgroup hierarchies under ``cgroupParent``; nil: detected by
+    /// ``NodeRuntime/open(configuration:backend:)`` (once, not per VM).
+    public var cgroupManager: CgroupManager?
     /// The network namespace holding the VMs' TAP and MACVTAP links.
     public var networkNamespace: NetworkNamespace
     /// Whether missing hugepages are reserved or the VM refused, and where hugetlbfs is mounted.
@@ -52,6 +55,7 @@ public struct NodeConfiguration: Sendable {
         self.pathPolicy = pathPolicy
         self.vmmUser = vmmUser
         self.cgroupParent = cgroupParent
+        self.cgroupManager = nil
         self.networkNamespace = networkNamespace
         self.hugepages = hugepages
         self.hugepageLedger = hugepageLedger
@@ -64,6 +68,12 @@ public struct NodeConfiguration: Sendable {
         self.terminateTimeout = terminateTimeout
         self.killTimeout = killTimeout
         self.eventDrainTimeout = eventDrainTimeout
+    }
+
+    /// The cgroup manager: the configured one, or one detected now.
+    public func cgroups() throws(CgroupError) -> CgroupManager {
+        if let cgroupManager { return cgroupManager }
+        return try CgroupManager.detect(parent: cgroupParent)
     }
 
     /// `<stateDirectory>/vms`: the node's per-VM records.

@@ -3,7 +3,7 @@ import NetPlumbing
 public import VMModel
 
 /// Why the node refused or failed a request.
-public enum NodeError: Error, Hashable, Sendable, CustomStringConvertible {
+public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The specification is unusable: every problem, with its field path.
     case invalidSpec([SpecProblem])
     case alreadyExists(name: String)
@@ -56,7 +56,13 @@ public actor NodeRuntime {
     /// Opens the node's state: loads the VM records, deletes tagged links of VMs it does not know,
     /// re-adopts VMMs that still run (control channel, events and console reconnected) and
     /// releases the host resources of those that are gone.
-    public static func open(configuration: NodeConfiguration, backend: any VMMBackend) async throws(NodeError) -> (NodeRuntime, NodeRecovery) {
+    public static func open(configuration given: NodeConfiguration, backend: any VMMBackend) async throws(NodeError) -> (NodeRuntime, NodeRecovery) {
+        var configuration = given
+        do {
+            configuration.cgroupManager = try configuration.cgroups()
+        } catch {
+            throw .setup("cgroups: \(error)")
+        }
         let supervisor: Supervisor
         let records: VMRecordStore
         do {

@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// Why an operation on a VM did not succeed.
-public enum VMOperationError: Error, Hashable, Sendable, CustomStringConvertible {
+public enum VMOperationError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The VM's state forbids the command; nothing was sent to the VMM.
     case illegal(VMStateMachine.IllegalTransition)
     /// The VMM refused or did not answer; `chain` is its error chain.
@@ -16,6 +16,8 @@ public enum VMOperationError: Error, Hashable, Sendable, CustomStringConvertible
     /// A call outside the state machine (info, counters, hotplug) needs a running VMM.
     case notRunning(vm: String, state: VMStateMachine.State)
     case vmmCall(vm: String, operation: String, VMStateMachine.CallError)
+    /// The node could not write the VM's durable record (the VM itself is fine).
+    case bookkeeping(vm: String, SystemError)
 
     public var description: String {
         switch self {
@@ -25,6 +27,7 @@ public enum VMOperationError: Error, Hashable, Sendable, CustomStringConvertible
             "vm '\(vm)': \(command) ended with the vm \(state)" + (state.failure.map { " (\($0))" } ?? "")
         case .notRunning(let vm, let state): "vm '\(vm)' has no running VMM (it is \(state))"
         case .vmmCall(let vm, let operation, let error): "vm '\(vm)': \(operation) failed: \(error)"
+        case .bookkeeping(let vm, let error): "vm '\(vm)': its record could not be written: \(error)"
         }
     }
 }
@@ -63,7 +66,6 @@ public actor VMInstance {
     private var process: ProcessIdentity?
     private var reported: [VMOperationError] = []
     private var settledWaiters: [CheckedContinuation<Void, Never>] = []
-    private var pendingExit: ProcessExit?
 
     init(id: String, spec: VMSpec, backend: any VMMBackend, configuration: NodeConfiguration,
          supervisor: Supervisor, records: VMRecordStore, state: VMStateMachine.State = .created) {
@@ -108,6 +110,15 @@ public actor VMInstance {
         return machine.state
     }
 
+    /// Waits until the VM reaches a stable state of one of `kinds` (e.g. `Shutdown` after a guest
+    /// power-off); returns the state.
+    public func wait(for kinds: Set<VMStateMachine.State.Kind>) async -> VMStateMachine.State {
+        while !kinds.contains(machine.state.kind) {
+            await withCheckedContinuation { settledWaiters.append($0) }
+        }
+        return machine.state
+    }
+
     private func command(_ command: VMStateMachine.Command, until goals: Set<VMStateMachine.State.Kind>) async throws(VMOperationError) {
         let actions: [VMStateMachine.Action]
         do { actions = try machine.handle(command) } catch { throw .illegal(error) }
@@ -134,6 +145,39 @@ public actor VMInstance {
     public func counters() async throws(VMOperationError) -> [String: [String: Int64]] {
         let control = try liveControl()
         do { return try await control.counters() } catch { throw .vmmCall(vm: name, operation: "counters", error) }
+    }
+
+    /// Hot-plugs a TAP or MACVTAP NIC: the node makes the host device, the VMM gets its fds.
+    public func addNIC(_ nic: NICSpec) async throws(VMOperationError) -> VMMDevice {
+        let control = try liveControl()
+        guard let host, nic.kind != .vhostUser else {
+            throw .vmmCall(vm: name, operation: "add nic \(nic.id)", .init(.rejected(status: 400), chain: ["only tap and macvtap NICs can be hot-plugged"]))
+        }
+        let prepared: HostNIC
+        do {
+            prepared = try await host.addNIC(nic, field: "nic", configuration: configuration)
+        } catch {
+            throw .vmmCall(vm: name, operation: "add nic \(nic.id)", .init(.rejected(status: 400), chain: [error.description]))
+        }
+        do {
+            let device = try await control.addNIC(nic, host: prepared)
+            try? await records.write(VMRecord(id: id, spec: spec, backend: backend.kind, host: host.record))
+            return device
+        } catch {
+            await host.removeNIC(id: nic.id)
+            throw .vmmCall(vm: name, operation: "add nic \(nic.id)", error)
+        }
+    }
+
+    /// Asks the guest to release NIC `nicID`, then deletes its host device.
+    public func removeNIC(id nicID: String) async throws(VMOperationError) {
+        let control = try liveControl()
+        do { try await control.removeDevice(id: nicID) } catch {
+            throw .vmmCall(vm: name, operation: "remove nic \(nicID)", error)
+        }
+        if let host, await host.removeNIC(id: nicID) {
+            try? await records.write(VMRecord(id: id, spec: spec, backend: backend.kind, host: host.record))
+        }
     }
 
     public func addDisk(_ disk: DiskSpec) async throws(VMOperationError) -> VMMDevice {
@@ -165,7 +209,11 @@ public actor VMInstance {
         eventsTask = nil
         teardownTask = nil
         process = nil
-        let log = exit.reason == .exited(status: 0) ? Self.tail(of: (try? VMRuntimeDirectory(vmID: id, root: configuration.runtimeRoot))?.vmmLog) : ""
+        var log = ""
+        if exit.reason == .exited(status: 0) {
+            let path = (try? VMRuntimeDirectory(vmID: id, root: configuration.runtimeRoot))?.vmmLog
+            log = await HostPreparation.onHostThread { Self.tail(of: path) }
+        }
         await perform(machine.handle(.processExited(Self.classify(exit, vmmLog: log))))
     }
 
@@ -176,11 +224,8 @@ public actor VMInstance {
     // MARK: - Actions
 
     private func perform(_ actions: [VMStateMachine.Action]) async {
-        // Waiters for a stable state resume once the actions that come with it (release, removal)
-        // are done, so a returned `delete` or `stop` has left nothing behind.
-        var settledNow = false
         defer {
-            if settledNow && Self.isStable(machine.state) {
+            if Self.isStable(machine.state), !settledWaiters.isEmpty {
                 let waiters = settledWaiters
                 settledWaiters = []
                 for waiter in waiters { waiter.resume() }
@@ -188,8 +233,9 @@ public actor VMInstance {
         }
         for action in actions {
             switch action {
-            case .stateChanged(_, let to):
-                if Self.isStable(to) { settledNow = true }
+            case .stateChanged:
+                // Waiters are woken once the whole list ran (release and removal included).
+                continue
             case .launchVMM:
                 let observation = await launch()
                 await perform(machine.handle(observation))
@@ -249,7 +295,7 @@ public actor VMInstance {
             try await records.write(VMRecord(id: id, spec: spec, backend: backend.kind, host: prepared.record))
         } catch {
             // The VM runs without a durable record: a restarted node would not find it.
-            reported.append(.vmmCall(vm: name, operation: "record", .init(.rejected(status: 0), chain: ["\(error)"])))
+            reported.append(.bookkeeping(vm: name, error))
         }
         let oomProbe: Supervisor.OOMProbe? = prepared.cgroup.map { group in { @Sendable in try? group.oomKillCount() ?? nil } }
         do throws(SupervisorError) {
@@ -271,6 +317,10 @@ public actor VMInstance {
             attach(control)
         } catch {
             launch.nodeEnds.closeAll()
+            // The VMM runs but cannot be controlled: it goes before its resources are released.
+            _ = try? await supervisor.stop(id, ladder: TeardownLadder(
+                graceful: nil, gracefulTimeout: .zero, terminateTimeout: configuration.terminateTimeout,
+                killTimeout: configuration.killTimeout))
             return .launchFailed(error.description)
         }
         return .launched

@@ -1,6 +1,6 @@
 import Foundation
 public import VMModel
-public import LinuxSys
+import LinuxSys
 #if canImport(Glibc)
 import Glibc
 #endif
