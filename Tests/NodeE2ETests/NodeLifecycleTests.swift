@@ -109,6 +109,24 @@ struct NodeLifecycleTests {
         let flag = await serve.cli("vm", "create", "--name", "x", "--kernel", serve.kernel, "--net", "tap,parent=eth0")
         #expect(flag.status != 0 && flag.stderr.contains("--net \"tap,parent=eth0\""), "\(flag)")
 
+        // The socket is root-only; a frame above 1 MiB is refused with an error frame.
+        var info = stat()
+        #expect(stat(serve.socket, &info) == 0 && info.st_mode & 0o777 == 0o600)
+        let socket = serve.socket
+        let refusal = await onThread { () -> String in
+            guard let connection = try? UnixSocket.connect(path: socket) else { return "no connection" }
+            do {
+                try FrameIO.write(connection, [0x00, 0x20, 0x00, 0x00])
+                FrameIO.setReceiveTimeout(connection, .seconds(10))
+                guard let body = try FrameIO.readFrame(connection) else { return "closed" }
+                guard case .error(let error) = try NodeProtocol.decode(NodeResponse.self, body: body) else { return "not an error" }
+                return "\(error.code.rawValue): \(error.message)"
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(refusal == "invalid_request: frame of 2097152 bytes is above the 1048576-byte limit", "\(refusal)")
+
         #expect(await serve.cli("vm", "delete", name).status == 0)
         #expect(Host.files(under: serve.runtimeRoot).isEmpty)
         #expect(try await serve.stop() == 0)
