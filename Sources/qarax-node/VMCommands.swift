@@ -11,19 +11,20 @@ struct VM: ParsableCommand {
             Every subcommand talks to `qarax-node serve` on --socket (default /run/qarax/node.sock).
 
             Examples:
-              qarax-node vm create --name web1 --vcpus 2 --memory 512M --kernel /var/lib/qarax/images/vmlinux \\
-                  --cmdline "console=ttyS0" --net tap,mtu=9000 --disk /var/lib/qarax/disks/web1.raw
+              qarax-node vm create --name web1 --vcpus 2 --memory 512M \\
+                  --kernel /srv/images/vmlinux --cmdline console=ttyS0 \\
+                  --net tap,mtu=9000 --disk /srv/disks/web1.raw
               qarax-node vm create --spec web1.json
               qarax-node vm start web1
               qarax-node vm list
               qarax-node vm info web1 -o json
               qarax-node vm console web1 --follow
-              qarax-node vm run --name probe --kernel /var/lib/qarax/images/tiny-pvh.elf \\
+              qarax-node vm run --name probe --kernel /srv/images/tiny-pvh.elf \\
                   --wait-for-console QARAX-GUEST-READY --timeout 30s
               qarax-node vm delete web1
             """,
         subcommands: [VMCreate.self, VMRun.self, VMStart.self, VMStop.self, VMPause.self, VMResume.self, VMReboot.self,
-                      VMDelete.self, VMInfo.self, VMList.self, VMConsole.self]
+                      VMPowerButton.self, VMDelete.self, VMInfo.self, VMList.self, VMConsole.self]
     )
 }
 
@@ -130,8 +131,10 @@ struct VMCreate: ParsableCommand {
         abstract: "Create a VM (validated by the node; nothing runs until `vm start`).",
         discussion: """
             Examples:
-              qarax-node vm create --name web1 --memory 512M --kernel /var/lib/qarax/images/vmlinux --cmdline console=ttyS0
-              qarax-node vm create --name db1 --net macvtap,parent=eth1,mode=bridge --disk /var/lib/qarax/disks/db1.raw
+              qarax-node vm create --name web1 --memory 512M \\
+                  --kernel /srv/images/vmlinux --cmdline console=ttyS0
+              qarax-node vm create --name db1 --kernel /srv/images/vmlinux \\
+                  --net macvtap,parent=eth1,mode=bridge --disk /srv/disks/db1.raw
               qarax-node vm create --spec db1.json
             Every problem of the specification is reported with its field path, e.g.
               nics[0].mtu: 70000 is above 65535
@@ -152,7 +155,8 @@ struct VMRun: ParsableCommand {
         abstract: "Create and start a VM, wait for a line on its console, and print how long it took.",
         discussion: """
             Example:
-              qarax-node vm run --name probe --kernel /var/lib/qarax/images/tiny-pvh.elf --cmdline console=ttyS0 \\
+              qarax-node vm run --name probe --kernel /srv/images/tiny-pvh.elf \\
+                  --cmdline console=ttyS0 \\
                   --wait-for-console QARAX-GUEST-READY --timeout 30s
             The VM keeps running afterwards (and stays when the wait fails, for inspection).
             """
@@ -281,6 +285,15 @@ struct VMReboot: NamedVMCommand {
     @Argument(help: "The VM's name.") var name: String
     @Option(name: .shortAndLong, help: "Output: table or json.") var output: OutputFormat = .table
     func request() -> NodeRequest { .reboot(name: name) }
+}
+
+struct VMPowerButton: NamedVMCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "power-button", abstract: "Press the VM's ACPI power button (the guest decides whether to shut down).")
+    @OptionGroup var connection: SocketOption
+    @Argument(help: "The VM's name.") var name: String
+    @Option(name: .shortAndLong, help: "Output: table or json.") var output: OutputFormat = .table
+    func request() -> NodeRequest { .powerButton(name: name) }
 }
 
 struct VMDelete: ParsableCommand {
