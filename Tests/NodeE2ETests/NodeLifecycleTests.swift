@@ -181,6 +181,29 @@ struct NodeLifecycleTests {
         #expect(try await serve.stop() == 0)
     }
 
+    @Test("QEMU refusing to start: the VM is Failed with QEMU's own reason, and nothing is left",
+          .enabled(if: E2E.hasKVM, "needs /dev/kvm"), .enabled(if: E2E.canRunQEMU, "needs root and qemu-system-x86_64"))
+    func qemuLaunchFailure() async throws {
+        let serve = try ServeProcess(backend: .qemu)
+        defer { serve.cleanUp() }
+        try await serve.start()
+        let bad = serve.imageRoot + "/not-a-kernel"
+        try Data("not a kernel\n".utf8).write(to: URL(fileURLWithPath: bad))
+        chmod(bad, 0o644)
+        let name = E2E.unique("bad")
+        #expect(await serve.cli("vm", "create", "--name", name, "--kernel", bad).status == 0)
+        let start = await serve.cli("vm", "start", name)
+        #expect(start.status == 1)
+        #expect(start.stderr.contains("start ended with the vm Failed") && start.stderr.contains("QEMU said:"), "\(start)")
+        let failed = try await serve.info(name)
+        #expect(failed.state == "Failed" && failed.pid == nil)
+        #expect(failed.failure?.contains("invalid kernel header") == true, "\(failed.failure ?? "")")
+        #expect(Host.cgroups(under: serve.cgroupParent).isEmpty)
+        #expect(await serve.cli("vm", "delete", name).status == 0)
+        #expect(Host.files(under: serve.runtimeRoot).isEmpty, "\(Host.files(under: serve.runtimeRoot))")
+        #expect(try await serve.stop() == 0)
+    }
+
     /// No capabilities, no_new_privs, seccomp filter mode, its own uid, its own cgroup.
     func checkConfinement(pid: Int32, cgroupParent: String, vmID: String) throws {
         let status = Host.status(of: pid)

@@ -229,11 +229,18 @@ public struct QEMUBackend: VMMBackend {
         case .success(let client):
             return QEMUControl(client: client, spec: context.spec, callTimeout: callTimeout, powerdownGrace: powerdownGrace)
         case .failure(let error):
-            throw VMMBackendError(backend: .qemu, operation: "connect to QMP at \(path)", reason: error.description)
+            throw VMMBackendError(backend: .qemu, operation: "connect to QMP at \(path)",
+                                  reason: error.description + Self.logTail(context.runtime.vmmLog))
         case nil:
             throw VMMBackendError(backend: .qemu, operation: "connect to QMP at \(path)",
-                                  reason: "no greeting within \(callTimeout)")
+                                  reason: "no greeting within \(callTimeout)" + Self.logTail(context.runtime.vmmLog))
         }
+    }
+
+    /// The last lines QEMU wrote on stderr (why it did not start), as `; QEMU said: …`.
+    static func logTail(_ path: String) -> String {
+        let tail = VMInstance.tail(of: path).split(separator: "\n").suffix(5).joined(separator: " | ")
+        return tail.isEmpty ? "" : "; QEMU said: \(tail)"
     }
 
     /// The state machine's event for a QMP event; `nil` for events it does not read.
