@@ -56,7 +56,7 @@ struct QEMUBackendTests {
         #expect(backend.validate(spec).isEmpty)
     }
 
-    @Test("the jail holds QEMU, its libraries, the payload, disks (read-only as asked), a private /dev/kvm and the RNG")
+    @Test("the jail holds QEMU, its libraries, the payload, a private /dev/kvm and the RNG — no disk (passed as fds)")
     func jailPlan() throws {
         let backend = try QEMUBackend(binary: "/usr/bin/qemu-system-x86_64", runtimeMounts: ["/usr/lib"])
         let spec = VMSpec(name: "j", cpus: CPUSpec(bootVCPUs: 1), memory: MemorySpec(size: .mebibytes(64)),
@@ -69,8 +69,7 @@ struct QEMUBackendTests {
         #expect(jail.mounts.contains(BindMount("/usr/bin/qemu-system-x86_64")))
         #expect(jail.mounts.contains(BindMount("/usr/lib")))
         #expect(jail.mounts.contains(BindMount("/etc/hostname")))
-        #expect(jail.mounts.contains(BindMount("/etc/hosts", readOnly: true)))
-        #expect(jail.mounts.contains(BindMount("/etc/passwd", readOnly: false)))
+        #expect(!jail.mounts.contains { $0.source == "/etc/hosts" || $0.source == "/etc/passwd" })
         #expect(jail.mounts.contains(BindMount(source: "/run/qarax/vms/j/boot/kvm", target: "/dev/kvm", readOnly: false, device: true)))
     }
 }

@@ -204,6 +204,40 @@ struct NodeLifecycleTests {
         #expect(try await serve.stop() == 0)
     }
 
+    @Test("QEMU gets disk images as descriptors the node opened: root-only images work, read-only stays read-only",
+          .enabled(if: E2E.hasKVM, "needs /dev/kvm"), .enabled(if: E2E.canRunQEMU, "needs root and qemu-system-x86_64"))
+    func qemuDisks() async throws {
+        let serve = try ServeProcess(backend: .qemu)
+        defer { serve.cleanUp() }
+        try await serve.start()
+        let writable = serve.diskRoot + "/rw.raw"
+        let readOnly = serve.diskRoot + "/ro.raw"
+        for path in [writable, readOnly] {
+            #expect(FileManager.default.createFile(atPath: path, contents: Data(count: 1 << 20), attributes: [.posixPermissions: 0o600]))
+        }
+        let name = E2E.unique("disk")
+        let run = await serve.cli("vm", "run", "--name", name, "--kernel", serve.kernel, "--cmdline", "console=ttyS0",
+                                  "--memory", "64M", "--disk", writable, "--disk", readOnly + ",readonly",
+                                  "--wait-for-console", E2E.marker, "--timeout", "20s")
+        try #require(run.status == 0, "\(run)\n\(serve.log)")
+        let pid = try #require(try await serve.info(name).pid)
+        var modes: [String: Int] = [:]
+        let directory = "/proc/\(pid)/fd"
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: directory + "/" + entry),
+                  target == writable || target == readOnly,
+                  let fdinfo = try? readProcFile("/proc/\(pid)/fdinfo/\(entry)"),
+                  let line = fdinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags:") }),
+                  let flags = Int(line.dropFirst("flags:".count).trimmingCharacters(in: .whitespaces), radix: 8) else { continue }
+            modes[target] = flags & Int(O_ACCMODE)
+        }
+        #expect(modes[writable] == Int(O_RDWR), "\(modes)")
+        #expect(modes[readOnly] == Int(O_RDONLY), "\(modes)")
+        #expect(await serve.cli("vm", "delete", name).status == 0)
+        #expect(Host.files(under: serve.runtimeRoot).isEmpty, "\(Host.files(under: serve.runtimeRoot))")
+        #expect(try await serve.stop() == 0)
+    }
+
     /// No capabilities, no_new_privs, seccomp filter mode, its own uid, its own cgroup.
     func checkConfinement(pid: Int32, cgroupParent: String, vmID: String) throws {
         let status = Host.status(of: pid)

@@ -22,9 +22,11 @@ import Glibc
 ///   mounts a procfs. QEMU also inherits an unused read end (fd 5), so its writes never fail with
 ///   EPIPE while no node reads; past a pipe buffer (64 KiB) unread, the guest's serial output stalls.
 /// - stdout and stderr (fds 1, 2) into `vmm.log`.
-/// - TAP/MACVTAP queue fds from 6 on (`-netdev tap,fd=`/`fds=`), `vhost=off`.
+/// - TAP/MACVTAP queue fds from 6 on (`-netdev tap,fd=`/`fds=`), `vhost=off`; then one fd per disk
+///   image, opened by the node (read-only when the disk is), in an fd set (`-add-fd`) its `file`
+///   blockdev opens as `/dev/fdset/N`: the VMM's uid needs no access to the image.
 /// - The jail: a private mount namespace whose root holds only QEMU, its libraries and firmware,
-///   the guest's payload and disks, a private `/dev/kvm` node owned by the VMM's uid (the host's
+///   the guest's payload, a private `/dev/kvm` node owned by the VMM's uid (the host's
 ///   node stays root-only), the RNG source, and its own procfs in its own PID namespace. No
 ///   capabilities, no_new_privs, the node's outer seccomp filter and QEMU's own (`-sandbox on`), its
 ///   own uid and cgroup, an allowlisted environment.
@@ -145,7 +147,24 @@ public struct QEMUBackend: VMMBackend {
             }
             hostNICs[nic.device.id] = QEMUHostNIC(fds: numbers, mac: nic.device.mac)
         }
-        let configuration = QEMULaunchConfiguration(qmpListenerFD: Self.qmpFD, console: .inheritedFD(Self.serialFD), nics: hostNICs)
+        var diskSets: [String: Int] = [:]
+        var addFD: [String] = []
+        for disk in context.spec.disks where !disk.vhostUser {
+            guard let path = disk.path else { continue }
+            let name = "disk-\(disk.id)"
+            do {
+                childEnds.put(name, try FileDescriptor.open(path, (disk.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC))
+            } catch {
+                throw fail("open disk \(disk.id)", "\(error)")
+            }
+            guard let raw = childEnds.raw(name) else { continue }
+            descriptors[next] = raw
+            diskSets[disk.id] = diskSets.count + 1
+            addFD += ["-add-fd", "fd=\(next),set=\(diskSets.count),opaque=\(name)"]
+            next += 1
+        }
+        var configuration = QEMULaunchConfiguration(qmpListenerFD: Self.qmpFD, console: .inheritedFD(Self.serialFD), nics: hostNICs)
+        configuration.diskFDSets = diskSets
         let commandLine: QEMUCommandLine
         do {
             commandLine = try QEMUCommandLine.build(for: context.spec, configuration: configuration)
@@ -160,7 +179,7 @@ public struct QEMUBackend: VMMBackend {
         }
         var plan = SpawnPlan(
             executable: binary,
-            arguments: commandLine.argv(binary: binary) + ["-S"],
+            arguments: [binary] + addFD + commandLine.arguments + ["-S"],
             environment: context.environment,
             fileDescriptors: descriptors,
             user: context.user,
@@ -186,7 +205,6 @@ public struct QEMUBackend: VMMBackend {
         add(spec.payload.kernel)
         add(spec.payload.initramfs)
         add(spec.payload.firmware)
-        for disk in spec.disks where !disk.vhostUser { add(disk.path, readOnly: disk.readonly) }
         mounts.append(BindMount(source: channels.kvmNode, target: "/dev/kvm", readOnly: false, device: true))
         var devices: [String] = []
         if spec.rng.source.hasPrefix("/dev/") { devices.append(spec.rng.source) } else { add(spec.rng.source) }

@@ -137,6 +137,7 @@ final class ServeProcess: Sendable {
     let stateDirectory: String
     let runtimeRoot: String
     let imageRoot: String
+    let diskRoot: String
     let cgroupParent: String
     let networkNamespace: String?
     private let process = Mutex<Process?>(nil)
@@ -149,10 +150,13 @@ final class ServeProcess: Sendable {
         stateDirectory = directory + "/state"
         runtimeRoot = directory + "/run"
         imageRoot = directory + "/images"
+        diskRoot = directory + "/disks"
         cgroupParent = E2E.unique("qarax-e2e-")
         self.networkNamespace = networkNamespace
         try FileManager.default.createDirectory(atPath: imageRoot, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o755])
+        try FileManager.default.createDirectory(atPath: diskRoot, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
         chmod(directory, 0o755)
         // The VMM (uid 65534) reads the kernel: a world-readable copy under the image root.
         try FileManager.default.copyItem(atPath: E2E.tinyGuest, toPath: kernel)
@@ -163,7 +167,7 @@ final class ServeProcess: Sendable {
 
     var arguments: [String] {
         var arguments = ["serve", "--socket", socket, "--state-dir", stateDirectory, "--runtime-dir", runtimeRoot,
-                         "--image-root", imageRoot, "--cgroup-parent", cgroupParent, "--hypervisor", backend.rawValue]
+                         "--image-root", imageRoot, "--disk-root", diskRoot, "--cgroup-parent", cgroupParent, "--hypervisor", backend.rawValue]
         switch backend {
         case .qemu: arguments += ["--qemu-powerdown-grace", "0s"]
         case .cloudHypervisor: arguments += ["--cloud-hypervisor-binary", E2E.simulatorBinary]
