@@ -302,3 +302,43 @@ struct NodeLifecycleTests {
         try await vm.delete()
     }
 }
+
+@Suite("Cloud Hypervisor launch plan")
+struct CloudHypervisorLaunchPlanTests {
+    @Test("pre-bound API socket, event FIFO, serial FIFO on stdout, CH seccomp on, exact environment")
+    func plan() throws {
+        let root = "/tmp/qx-chplan-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let runtime = try VMRuntimeDirectory(vmID: "plan1", root: root)
+        try runtime.create(vmmOwner: nil)
+        try FileManager.default.createDirectory(atPath: HostPreparation.channelDirectory(runtime), withIntermediateDirectories: true)
+        let backend = try CloudHypervisorBackend(binary: "/usr/bin/cloud-hypervisor")
+        let spec = VMSpec(name: "plan1", cpus: CPUSpec(bootVCPUs: 1), memory: MemorySpec(size: .mebibytes(64)),
+                          payload: PayloadSpec(kernel: "/k"), serial: ConsoleSpec(mode: .tty))
+        let context = VMMLaunchContext(vmID: "plan1", spec: spec, runtime: runtime, user: .nobody, cgroup: .inherit,
+                                       nics: [], hugetlbfsMount: nil, seccomp: .vmmDefault,
+                                       environment: ["LANG": "C.UTF-8"])
+        let launch = try backend.launch(for: context)
+        defer {
+            launch.childEnds.closeAll()
+            launch.nodeEnds.closeAll()
+        }
+        #expect(launch.plan.arguments == ["/usr/bin/cloud-hypervisor", "--api-socket", "fd=3", "--event-monitor", "fd=4",
+                                          "--seccomp", "true"])
+        #expect(launch.plan.environment == ["LANG": "C.UTF-8"])
+        #expect(Set(launch.plan.fileDescriptors.keys) == [1, 2, 3, 4, 5, 6])
+        #expect(launch.plan.user == .nobody)
+        #expect(launch.plan.capabilities == .none)
+        #expect(launch.plan.noNewPrivileges)
+        #expect(launch.plan.seccomp == .vmmDefault)
+        #expect(launch.outputs.map(\.name) == ["serial"])
+        let api = try #require(launch.plan.fileDescriptors[3])
+        #expect(LeakCheck.readLink("/proc/self/fd/\(api)")?.hasPrefix("socket:") == true)
+        let events = try #require(launch.plan.fileDescriptors[4])
+        #expect(LeakCheck.readLink("/proc/self/fd/\(events)") == HostPreparation.channelDirectory(runtime) + "/events.fifo")
+        #expect(backend.validate(spec).isEmpty)
+        var pty = spec
+        pty.serial = ConsoleSpec(mode: .pty)
+        #expect(backend.validate(pty).map(\.field) == ["serial.mode"])
+    }
+}
