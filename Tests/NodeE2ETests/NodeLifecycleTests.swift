@@ -97,6 +97,19 @@ struct NodeLifecycleTests {
         let console = await serve.cli("vm", "console", name)
         #expect(console.stdout.contains(E2E.marker), "\(console)")
 
+        let specFile = serve.directory + "/spec.json"
+        let specName = E2E.unique("spec")
+        let json = #"{"name": "\#(specName)", "cpus": {"boot_vcpus": 1}, "memory": {"size": 67108864}, "payload": {"kernel": "\#(serve.kernel)"}, "serial": {"mode": "tty"}}"#
+        try Data(json.utf8).write(to: URL(fileURLWithPath: specFile))
+        let fromSpec = await serve.cli("vm", "create", "--spec", specFile, "-o", "json")
+        #expect(fromSpec.status == 0, "\(fromSpec)")
+        #expect(try await serve.info(specName).memoryBytes == 64 << 20)
+        try Data(#"{"name": "x", "cpus": {"boot_vcpus": 1, "bogus": 1}, "memory": {"size": 67108864}, "payload": {}}"#.utf8)
+            .write(to: URL(fileURLWithPath: specFile))
+        let typo = await serve.cli("vm", "create", "--spec", specFile)
+        #expect(typo.status != 0 && typo.stderr.contains("cpus.bogus"), "\(typo)")
+        #expect(await serve.cli("vm", "delete", specName).status == 0)
+
         let duplicate = await serve.cli("vm", "create", "--name", name, "--kernel", serve.kernel)
         #expect(duplicate.status == 1 && duplicate.stderr.contains("already exists"), "\(duplicate)")
 
