@@ -28,15 +28,9 @@ public final class NodeSocketServer: Sendable {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty { try HostFiles.makeDirectories(directory, mode: 0o755) }
         _ = unlink(path)
-        let previous = umask(0o177)
-        let socket: FileDescriptor
-        do {
-            socket = try UnixSocket.listen(path: path, backlog: 64)
-        } catch {
-            umask(previous)
-            throw error
-        }
-        umask(previous)
+        // Connecting needs write permission on the socket file; the daemon's umask (022 or
+        // stricter) leaves none to others between the bind and the chmod.
+        let socket = try UnixSocket.listen(path: path, backlog: 64)
         guard chmod(path, 0o600) == 0 else {
             let error = SystemError("chmod 0600 \(path)", errno: errno)
             try? socket.close()
