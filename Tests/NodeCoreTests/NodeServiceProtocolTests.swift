@@ -126,3 +126,14 @@ struct NodeServiceProtocolTests {
         #expect(lines[1].hasPrefix("a-long-name  Running  qemu     7"))
     }
 }
+
+@Suite("node socket server log lines")
+struct NodeServerLogTests {
+    @Test("changes and refusals are logged, successful reads are not")
+    func lines() {
+        #expect(NodeSocketServer.logLine(.start(name: "web1"), .ok, elapsed: .milliseconds(152)) == "vm start web1: ok (0.152 s)")
+        let refusal = NodeResponse.error(NodeServiceError(code: .notFound, message: "no vm named 'x'"))
+        #expect(NodeSocketServer.logLine(.info(name: "x"), refusal, elapsed: .zero) == "vm info x: not_found: no vm named 'x' (0.000 s)")
+        #expect(NodeSocketServer.logLine(.list, .vms([]), elapsed: .zero) == nil)
+    }
+}

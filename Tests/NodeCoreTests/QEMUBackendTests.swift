@@ -73,3 +73,31 @@ struct QEMUBackendTests {
         #expect(jail.mounts.contains(BindMount(source: "/run/qarax/vms/j/boot/kvm", target: "/dev/kvm", readOnly: false, device: true)))
     }
 }
+
+@Suite("QEMU control helpers: deadline and shutdown latch")
+struct QEMUControlHelperTests {
+    @Test("a body that finishes in time gives its result")
+    func inTime() async {
+        let result = await QEMUControl.withDeadline(.seconds(30)) { () async -> Result<Int, QMPError> in .success(7) }
+        #expect(result == .success(7))
+    }
+
+    @Test("a body that outlives the deadline is cancelled and gives nil")
+    func late() async {
+        let latch = ShutdownLatch()
+        let result = await QEMUControl.withDeadline(.milliseconds(20)) { () async -> Result<Int, QMPError> in
+            await latch.wait()
+            return .success(1)
+        }
+        #expect(result == nil)
+    }
+
+    @Test("waiters resume when the latch opens, and later waiters at once")
+    func latch() async {
+        let latch = ShutdownLatch()
+        async let waiting: Void = latch.wait()
+        latch.open()
+        await waiting
+        await latch.wait()
+    }
+}

@@ -80,8 +80,9 @@ public enum NodeDaemon {
     }
 
     /// Runs until SIGTERM or SIGINT. `ready` is called once the socket accepts requests, with a
-    /// one-line summary (the ready line operators and tests wait for).
-    public static func run(_ options: NodeDaemonOptions, ready: @Sendable (String) -> Void) async throws(NodeDaemonError) {
+    /// one-line summary (the ready line operators and tests wait for), then with one line per
+    /// request that changed something or failed.
+    public static func run(_ options: NodeDaemonOptions, ready: @escaping @Sendable (String) -> Void) async throws(NodeDaemonError) {
         let backend = try backend(for: options)
         let configuration = configuration(for: options)
         signal(SIGPIPE, SIG_IGN)
@@ -94,7 +95,7 @@ public enum NodeDaemon {
         }
         let server: NodeSocketServer
         do {
-            server = try NodeSocketServer(path: options.socketPath, service: NodeService(runtime: runtime))
+            server = try NodeSocketServer(path: options.socketPath, service: NodeService(runtime: runtime), log: ready)
         } catch {
             await runtime.detach()
             throw NodeDaemonError("listen on \(options.socketPath): \(error)")

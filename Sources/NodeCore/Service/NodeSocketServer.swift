@@ -16,15 +16,18 @@ public final class NodeSocketServer: Sendable {
     public static let requestTimeout: Duration = .seconds(30)
 
     private let service: NodeService
+    private let log: @Sendable (String) -> Void
     private let listener: Int32
     private let active = Mutex(0)
     private let stopped = Mutex(false)
     private let acceptDone = DispatchSemaphore(value: 0)
 
-    /// Binds `path` (a stale socket file there is replaced), mode 0600, and listens.
-    public init(path: String, service: NodeService) throws(SystemError) {
+    /// Binds `path` (a stale socket file there is replaced), mode 0600, and listens. `log` gets one
+    /// line per state-changing request and per refusal.
+    public init(path: String, service: NodeService, log: @escaping @Sendable (String) -> Void = { _ in }) throws(SystemError) {
         self.path = path
         self.service = service
+        self.log = log
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty { try HostFiles.makeDirectories(directory, mode: 0o755) }
         _ = unlink(path)
@@ -107,10 +110,40 @@ public final class NodeSocketServer: Sendable {
             return
         }
         let service = self.service
+        let clock = ContinuousClock()
+        let began = clock.now
         let response = Self.wait { await service.handle(request) }
+        if let line = Self.logLine(request, response, elapsed: clock.now - began) { log(line) }
         guard reply(connection, response) else { return }
         if case .console(let name, _, true) = request, case .console(_, let next, _) = response {
             follow(connection, name: name, from: next)
+        }
+    }
+
+    /// `vm start web1: ok (0.152 s)`, `vm create web1: invalid_spec: …`; nothing for reads that succeeded.
+    static func logLine(_ request: NodeRequest, _ response: NodeResponse, elapsed: Duration) -> String? {
+        let verb: String
+        switch request {
+        case .create(let spec): verb = "create \(spec.name)"
+        case .start(let name): verb = "start \(name)"
+        case .stop(let name): verb = "stop \(name)"
+        case .pause(let name): verb = "pause \(name)"
+        case .resume(let name): verb = "resume \(name)"
+        case .reboot(let name): verb = "reboot \(name)"
+        case .powerButton(let name): verb = "power-button \(name)"
+        case .delete(let name): verb = "delete \(name)"
+        case .info(let name): verb = "info \(name)"
+        case .console(let name, _, _): verb = "console \(name)"
+        case .list: verb = "list"
+        }
+        let (seconds, attoseconds) = elapsed.components
+        let time = String(format: "%.3f s", Double(seconds) + Double(attoseconds) / 1e18)
+        if case .error(let error) = response {
+            return "vm \(verb): \(error.code.rawValue): \(error.description.replacingOccurrences(of: "\n", with: "; ")) (\(time))"
+        }
+        switch request {
+        case .info, .list, .console: return nil
+        default: return "vm \(verb): ok (\(time))"
         }
     }
 
