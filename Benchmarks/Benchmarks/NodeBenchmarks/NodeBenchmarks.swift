@@ -14,14 +14,14 @@ private let concurrency = 32
 private let directory = "/tmp/qx-node-bench-\(getpid())"
 
 private func simulator() -> String {
-    if let path = ProcessInfo.processInfo.environment["QARAX_CH_SIM"] { return path }
-    return FileManager.default.currentDirectoryPath + "/../.build/release/ch-sim"
+    let path = ProcessInfo.processInfo.environment["QARAX_CH_SIM"] ?? FileManager.default.currentDirectoryPath + "/../.build/release/ch-sim"
+    return URL(fileURLWithPath: path).standardizedFileURL.path
 }
 
 /// The node's user + system CPU time so far, in ns.
 private func nodeCPU() -> Int {
     var usage = rusage()
-    getrusage(RUSAGE_SELF, &usage)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
     let user = Int(usage.ru_utime.tv_sec) * 1_000_000_000 + Int(usage.ru_utime.tv_usec) * 1000
     let system = Int(usage.ru_stime.tv_sec) * 1_000_000_000 + Int(usage.ru_stime.tv_usec) * 1000
     return user + system
