@@ -356,7 +356,8 @@ public actor VMInstance {
             self.host = nil
             await host.release()
         }
-        try? await records.write(VMRecord(id: id, spec: spec, backend: backend.kind, host: nil))
+        // The record keeps the released host: a restarted node finds no VMM for it and releases it
+        // again, which is idempotent — cheaper than another synced write on every stop.
     }
 
     private func removeRuntimeDirectory() async {
