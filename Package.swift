@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "ControlCore", targets: ["ControlCore"]),
         .library(name: "Wire", targets: ["Wire"]),
         .library(name: "ClusterPKI", targets: ["ClusterPKI"]),
+        .library(name: "VMModel", targets: ["VMModel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -120,7 +121,7 @@ let package = Package(
 
         .executableTarget(
             name: "qarax-node",
-            dependencies: ["NodeCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["NodeCore", "LinuxSys", "VMModel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         // The control daemon: SQLite inventory, node registry, placement, reconciliation, REST API.
@@ -151,7 +152,7 @@ let package = Package(
         .testTarget(name: "NetPlumbingTests", dependencies: ["NetPlumbing", "LinuxSys"], swiftSettings: strict),
         .testTarget(
             name: "NodeCoreTests",
-            dependencies: ["NodeCore", "NetPlumbing", "LinuxSys", "VMModel", "CloudHypervisorAPI"],
+            dependencies: ["NodeCore", "NetPlumbing", "LinuxSys", "VMModel", "CloudHypervisorAPI", "ch-sim"],
             resources: [.copy("Golden")],
             swiftSettings: strict
         ),
@@ -188,6 +189,12 @@ let package = Package(
         ),
         .testTarget(name: "VMModelTests", dependencies: ["VMModel"], swiftSettings: strict),
         .testTarget(name: "CloudHypervisorAPITests", dependencies: ["CloudHypervisorAPI"], swiftSettings: strict),
+        // The real qarax-node daemon and CLI binaries driving real VMMs (QEMU under KVM, ch-sim).
+        .testTarget(
+            name: "NodeE2ETests",
+            dependencies: ["NodeCore", "NetPlumbing", "LinuxSys", "qarax-node", "ch-sim"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "CloudHypervisorTests",
             dependencies: ["NodeCore", "CHSimulator", "LinuxSys", "CShims", "VMModel", "CloudHypervisorAPI", "ch-sim"],

@@ -7,6 +7,6 @@ struct QaraxNode: AsyncParsableCommand {
         commandName: "qarax-node",
         abstract: "The qarax node daemon: prepares this host and runs its virtual machines.",
         version: NodeVersion.current,
-        subcommands: [Doctor.self]
+        subcommands: [Serve.self, VM.self, Doctor.self]
     )
 }

@@ -82,7 +82,7 @@ public enum Launcher {
             request.jail_root = arena.constString(jail.root)
             var mounts = jail.mounts.map { mount in
                 qx_spawn_mount(source: arena.constString(mount.source), target: arena.constString(jail.hostPath(mount.target)),
-                               flags: mount.readOnly ? UInt32(QX_MOUNT_READONLY) : 0)
+                               flags: (mount.readOnly ? UInt32(QX_MOUNT_READONLY) : 0) | (mount.device ? UInt32(QX_MOUNT_DEVICE) : 0))
             }
             mounts += jail.devices.map { device in
                 qx_spawn_mount(source: arena.constString(device), target: arena.constString(jail.hostPath(device)),

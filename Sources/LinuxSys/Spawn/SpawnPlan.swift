@@ -328,11 +328,15 @@ public struct BindMount: Hashable, Sendable {
     public var target: String
     /// Mounted read-only (and nosuid, nodev) — the default: a VMM only writes its disks.
     public var readOnly: Bool
+    /// A device node (mounted without nodev, noexec instead), e.g. a private `/dev/kvm` node the
+    /// node made for the VMM's uid, mounted at `/dev/kvm` inside the jail.
+    public var device: Bool
 
-    public init(source: String, target: String, readOnly: Bool = true) {
+    public init(source: String, target: String, readOnly: Bool = true, device: Bool = false) {
         self.source = source
         self.target = target
         self.readOnly = readOnly
+        self.device = device
     }
 
     /// `source` mounted at the same path inside the jail.

@@ -270,7 +270,8 @@ struct QEMUArgumentWriter {
         }
         let readOnly = onOff(disk.readonly)
         add("-blockdev", opts("driver=file", [
-            ("node-name", "file-\(disk.id)"), ("filename", qemuOptionValue(disk.path ?? "")),
+            ("node-name", "file-\(disk.id)"),
+            ("filename", configuration.diskFDSets[disk.id].map { "/dev/fdset/\($0)" } ?? qemuOptionValue(disk.path ?? "")),
             ("read-only", readOnly), ("cache.direct", onOff(disk.direct)), ("aio", disk.direct ? "native" : "threads"),
         ]))
         add("-blockdev", opts("driver=raw", [("node-name", "fmt-\(disk.id)"), ("file", "file-\(disk.id)"), ("read-only", readOnly)]))

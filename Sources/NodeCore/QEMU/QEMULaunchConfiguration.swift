@@ -50,6 +50,10 @@ public struct QEMULaunchConfiguration: Hashable, Sendable {
     /// `(value << 1) | 1` — for tests and benchmarks.
     public var debugExit: Bool
     public var cpuModel: String
+    /// Disks QEMU gets as inherited descriptors rather than by path, by disk id: the fd set
+    /// (`-add-fd …,set=N`) whose `/dev/fdset/N` the disk's `file` blockdev opens. The node opens
+    /// the image (as root, after its path checks); the unprivileged, jailed VMM never needs to.
+    public var diskFDSets: [String: Int] = [:]
 
     public init(qmpListenerFD: Int32, console: QEMUConsoleSink = .stdout, nics: [String: QEMUHostNIC] = [:],
                 machine: QEMUMachine? = nil, pciHotplug: Bool = false, hotplugPorts: Int = 4,

@@ -184,8 +184,9 @@ final class QMPConnection: @unchecked Sendable {
             await withCheckedContinuation { (continuation: CheckedContinuation<Result<QMPValue, QMPError>, Never>) in
                 let immediate: Result<QMPValue, QMPError>? = state.withLock { state in
                     if let greeting = state.greeting { return .success(greeting) }
-                    if let ended = state.ended { return .failure(ended) }
+                    // Before `ended`: a cancellation that came first has already closed the connection.
                     if Task.isCancelled { return .failure(.cancelled) }
+                    if let ended = state.ended { return .failure(ended) }
                     state.greetingWaiter = continuation
                     return nil
                 }

@@ -2,18 +2,18 @@ import Foundation
 import Glibc
 import Testing
 
-/// Snapshots what a VM's life may leave behind on the host and reports what is new since an
-/// earlier snapshot:
-/// - processes whose parent is the test process,
-/// - links whose alias starts with `qarax:` (in a named network namespace, or the test's own),
-/// - cgroup directories under `/sys/fs/cgroup/*/qarax*` (and a cgroup2 root's `qarax*`),
-/// - files, sockets and directories under a runtime root,
-/// - the test process's open descriptors.
+/// What a VM's life may leave behind on the host, checked only within one test's own scope so
+/// tests running in parallel never see each other's resources and nothing needs waiting for:
+/// - links with a `qarax:` alias in the test's own network namespace (`netns`), or, in the
+///   test's namespace, those whose VM id starts with `vmPrefix`;
+/// - cgroup directories whose name starts with `cgroupPrefix` (one level below each hierarchy's
+///   top-level groups, e.g. `/sys/fs/cgroup/memory/qarax/<prefix>…`, and the top level itself);
+/// - files, FIFOs, sockets and directories under the test's runtime root;
+/// - the VMM processes the test launched (`processes`), alive or unreaped;
+/// - the test process's descriptors that point into the runtime root.
 ///
-/// Tests run in parallel: descriptors and children of other tests can show up between two
-/// snapshots, and so can their cgroups and links. ``expectNoLeaks(sourceLocation:_:)`` therefore
-/// waits (with a deadline) for what is new to go away before reporting it;
-/// `ignoringDescriptors`/`ignoringProcesses` drop known ones.
+/// ``snapshot()`` and ``leaks(since:)`` also compare whole-process views (children, descriptors)
+/// for tests that control everything in between.
 struct LeakCheck: Sendable {
     /// `ip netns` name of the namespace whose links are checked; nil for the test's namespace.
     var netns: String?
@@ -21,14 +21,24 @@ struct LeakCheck: Sendable {
     var runtimeRoot: String?
     /// Where cgroup hierarchies are mounted.
     var cgroupRoot = "/sys/fs/cgroup"
+    /// The unique prefix of the test's cgroup (and VM) names; nil to skip cgroups.
+    var cgroupPrefix: String?
+    /// In the test's own namespace, only links of VMs whose id starts with this are counted.
+    var vmPrefix: String?
+    /// The pids of the processes the test launched (read after the body ran).
+    var processes: @Sendable () -> [Int32] = { [] }
     /// Descriptors (by their `/proc/self/fd` link target) that are not counted.
     var ignoringDescriptors: @Sendable (String) -> Bool = { _ in false }
     /// Child processes (by command name) that are not counted.
     var ignoringProcesses: @Sendable (String) -> Bool = { _ in false }
 
-    init(netns: String? = nil, runtimeRoot: String? = nil) {
+    init(netns: String? = nil, runtimeRoot: String? = nil, cgroupPrefix: String? = nil, vmPrefix: String? = nil,
+         processes: @escaping @Sendable () -> [Int32] = { [] }) {
         self.netns = netns
         self.runtimeRoot = runtimeRoot
+        self.cgroupPrefix = cgroupPrefix
+        self.vmPrefix = vmPrefix
+        self.processes = processes
     }
 
     struct Snapshot: Equatable, Sendable {
@@ -65,37 +75,71 @@ struct LeakCheck: Sendable {
         Self.difference(from: before, to: snapshot())
     }
 
-    /// What is still new since `before` once `deadline` has passed, or nothing as soon as a
-    /// snapshot shows nothing new. What tests running concurrently hold (descriptors, children,
-    /// their own cgroups and links) goes away when they end; a leak stays.
-    func awaitNoLeaks(since before: Snapshot, deadline: Duration = .seconds(3)) -> [String] {
-        let clock = ContinuousClock()
-        let end = clock.now.advanced(by: deadline)
-        while true {
-            let leaked = leaks(since: before)
-            if leaked.isEmpty || clock.now >= end { return leaked }
-            var pause = timespec(tv_sec: 0, tv_nsec: 5_000_000)
-            nanosleep(&pause, nil)
+    /// What is in the test's scope now, one line per thing (see the type's documentation).
+    func scopedLeftovers() -> [String] {
+        var found: [String] = []
+        found += scopedLinks().sorted().map { "link: \($0)" }
+        found += scopedCgroups().sorted().map { "cgroup: \($0)" }
+        found += runtimeFiles().sorted().map { "runtime file: \($0)" }
+        for pid in processes() where Self.exists(pid) {
+            found.append("process: \(pid) (\(Self.command(of: pid) ?? "?"))")
         }
+        if let runtimeRoot {
+            found += descriptors().filter { $0.contains("-> \(runtimeRoot)") }.sorted().map { "descriptor: \($0)" }
+        }
+        return found
     }
 
-    /// Runs `body` and records an issue for everything it left behind.
+    /// Runs `body` and records an issue for everything in the test's scope that it left behind.
     func expectNoLeaks<T>(sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> T) rethrows -> T {
-        let before = snapshot()
-        let result = try body()
-        let leaked = awaitNoLeaks(since: before)
-        #expect(leaked.isEmpty, "left behind:\n\(leaked.joined(separator: "\n"))", sourceLocation: sourceLocation)
-        return result
+        let before = Set(scopedLeftovers())
+        defer { report(before: before, sourceLocation: sourceLocation) }
+        return try body()
     }
 
     /// Async variant of ``expectNoLeaks(sourceLocation:_:)``.
     func expectNoLeaks<T>(sourceLocation: SourceLocation = #_sourceLocation,
                           _ body: () async throws -> T) async rethrows -> T {
-        let before = snapshot()
-        let result = try await body()
-        let leaked = awaitNoLeaks(since: before)
+        let before = Set(scopedLeftovers())
+        defer { report(before: before, sourceLocation: sourceLocation) }
+        return try await body()
+    }
+
+    private func report(before: Set<String>, sourceLocation: SourceLocation) {
+        let leaked = scopedLeftovers().filter { !before.contains($0) }
         #expect(leaked.isEmpty, "left behind:\n\(leaked.joined(separator: "\n"))", sourceLocation: sourceLocation)
-        return result
+    }
+
+    private func scopedLinks() -> Set<String> {
+        if netns != nil { return links() }
+        guard let vmPrefix else { return [] }
+        return links().filter { $0.contains("(qarax:vm=\(vmPrefix)") }
+    }
+
+    private func scopedCgroups() -> Set<String> {
+        guard let cgroupPrefix else { return [] }
+        var found: Set<String> = []
+        var parents = [cgroupRoot]
+        for hierarchy in Self.list(cgroupRoot) where Self.isDirectory("\(cgroupRoot)/\(hierarchy)") {
+            let top = "\(cgroupRoot)/\(hierarchy)"
+            parents.append(top)
+            for group in Self.list(top) where Self.isDirectory("\(top)/\(group)") { parents.append("\(top)/\(group)") }
+        }
+        for parent in parents {
+            for name in Self.list(parent) where name.hasPrefix(cgroupPrefix) && Self.isDirectory("\(parent)/\(name)") {
+                found.insert("\(parent)/\(name)")
+            }
+        }
+        return found
+    }
+
+    /// Whether `pid` exists (running or a zombie nobody reaped).
+    static func exists(_ pid: Int32) -> Bool {
+        kill(pid, 0) == 0 || errno == EPERM
+    }
+
+    static func command(of pid: Int32) -> String? {
+        (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     // MARK: - Sources

@@ -1,0 +1,139 @@
+import Foundation
+@testable import NodeCore
+import Testing
+import VMModel
+
+@Suite("node service: interim framed protocol, CLI flags, output")
+struct NodeServiceProtocolTests {
+    static let spec = VMSpec(name: "web1", cpus: CPUSpec(bootVCPUs: 2), memory: MemorySpec(size: .mebibytes(256)),
+                             payload: PayloadSpec(kernel: "/images/vmlinux", cmdline: "console=ttyS0"))
+
+    @Test("requests round-trip through a frame: 4-byte big-endian length, then JSON", arguments: [
+        NodeRequest.create(spec: spec), .start(name: "web1"), .stop(name: "web1"), .pause(name: "a"), .resume(name: "a"),
+        .reboot(name: "a"), .powerButton(name: "a"), .delete(name: "a"), .info(name: "a"), .list,
+        .console(name: "a", offset: 42, follow: true),
+    ])
+    func requestRoundTrip(request: NodeRequest) throws {
+        let frame = try NodeProtocol.frame(request)
+        let length = try NodeProtocol.bodyLength(header: Array(frame.prefix(4)))
+        #expect(length == frame.count - 4)
+        #expect(try NodeProtocol.decode(NodeRequest.self, body: Array(frame.dropFirst(4))) == request)
+    }
+
+    @Test("responses round-trip, console bytes included")
+    func responseRoundTrip() throws {
+        let report = VMReport(id: "w", name: "w", backend: "qemu", state: "Running", failure: nil, pid: 42, vmmState: "running",
+                              vcpus: 1, memoryBytes: 1 << 26, nics: 1, disks: 0, runtimeDirectory: "/r", serialLog: "/r/serial.log")
+        let error = NodeServiceError(code: .invalidSpec, message: "invalid vm specification",
+                                     problems: [FieldProblem(field: "nics[1].mtu", reason: "70000 is above 65535")])
+        for response in [NodeResponse.ok, .vm(report), .vms([report, report]),
+                         .console(offset: 3, next: 6, bytes: Data([0, 0xff, 0x0a])), .error(error)] {
+            let frame = try NodeProtocol.frame(response)
+            #expect(try NodeProtocol.decode(NodeResponse.self, body: Array(frame.dropFirst(4))) == response)
+        }
+        let json = String(decoding: try NodeProtocol.frame(NodeResponse.vm(report)).dropFirst(4), as: UTF8.self)
+        #expect(json.contains("\"pid\":42") && json.contains("\"serial_log\""))
+    }
+
+    @Test("frames above 1 MiB are refused on both sides")
+    func frameLimit() throws {
+        #expect(throws: NodeFrameError.tooLarge((1 << 20) + 1)) { try NodeProtocol.bodyLength(header: [0, 0x10, 0, 1]) }
+        #expect(try NodeProtocol.bodyLength(header: [0, 0x10, 0, 0]) == 1 << 20)
+        let huge = NodeResponse.console(offset: 0, next: 0, bytes: Data(count: 1 << 20))
+        #expect(throws: NodeFrameError.self) { try NodeProtocol.frame(huge) }
+    }
+
+    @Test("node errors map to service errors with stable codes and field paths")
+    func errorMapping() {
+        let invalid = NodeServiceError(NodeError.invalidSpec([SpecProblem(field: "memory.size", reason: "not a multiple of 2 MiB")]))
+        #expect(invalid.code == .invalidSpec)
+        #expect(invalid.problems == [FieldProblem(field: "memory.size", reason: "not a multiple of 2 MiB")])
+        #expect(NodeOutput.error(invalid) == "error: invalid vm specification:\n  memory.size: not a multiple of 2 MiB")
+        #expect(NodeServiceError(NodeError.notFound(name: "x")).code == .notFound)
+        #expect(NodeServiceError(NodeError.alreadyExists(name: "x")).code == .alreadyExists)
+        let illegal = VMStateMachine.IllegalTransition(vmName: "x", command: .pause, state: .created, busy: false)
+        #expect(NodeServiceError(NodeError.operation(.illegal(illegal))).code == .illegalTransition)
+    }
+
+    @Test("vm create flags build the specification")
+    func flags() throws {
+        var flags = VMSpecFlags(name: "web1")
+        flags.vcpus = 2
+        flags.memory = "512M"
+        flags.kernel = "/images/vmlinux"
+        flags.nets = ["tap,mtu=9000,mac=52:54:00:12:34:56,bridge=br0", "macvtap,parent=eth1"]
+        flags.disks = ["/disks/a.raw,readonly", "/disks/b.raw"]
+        flags.hugepages = "2M"
+        let spec = try flags.spec()
+        #expect(spec.cpus.bootVCPUs == 2)
+        #expect(spec.memory.size == .mebibytes(512))
+        #expect(spec.memory.hugepages && spec.memory.hugepageSize == .mebibytes(2))
+        #expect(spec.serial.mode == .tty)
+        #expect(spec.nics.map(\.id) == ["net0", "net1"])
+        #expect(spec.nics[0].mtu == 9000 && spec.nics[0].bridge == "br0" && spec.nics[0].mac == "52:54:00:12:34:56")
+        #expect(spec.nics[1].kind == .macvtap && spec.nics[1].parent == "eth1" && spec.nics[1].mode == .bridge)
+        #expect(spec.disks.map(\.readonly) == [true, false])
+    }
+
+    @Test("a bad flag value names the flag, the value and the reason", arguments: [
+        ("--net", "bridge,mtu=9000", "not a NIC kind"),
+        ("--net", "tap,parent=eth0", "parent is not an option of a tap NIC"),
+        ("--net", "macvtap", "needs parent=IF"),
+        ("--net", "macvtap,parent=eth0,mode=wild", "mode=wild is not a macvtap mode"),
+        ("--net", "tap,mtu=big", "mtu=big is not a number"),
+        ("--net", "tap,,mtu=1", "empty option"),
+        ("--disk", "/d.raw,fast", "fast is not a disk option"),
+        ("--memory", "256MB", "--memory"),
+        ("--hugepages", "huge", "page size"),
+    ])
+    func badFlags(flag: String, value: String, reason: String) {
+        var flags = VMSpecFlags(name: "x")
+        switch flag {
+        case "--net": flags.nets = [value]
+        case "--disk": flags.disks = [value]
+        case "--memory": flags.memory = value
+        default: flags.hugepages = value
+        }
+        do {
+            _ = try flags.spec()
+            Issue.record("\(flag) \(value) accepted")
+        } catch {
+            #expect(error.flag == flag && error.value == value)
+            #expect(error.description.contains(reason), "\(error)")
+        }
+    }
+
+    @Test("durations", arguments: [("30s", Duration.seconds(30)), ("500ms", .milliseconds(500)), ("2m", .seconds(120)),
+                                   ("1.5s", .milliseconds(1500)), ("0s", .zero), ("7", .seconds(7))])
+    func durations(text: String, expected: Duration) throws {
+        #expect(try NodeOutput.duration(text, flag: "--timeout") == expected)
+    }
+
+    @Test("a bad duration names the flag", arguments: ["", "s", "-1s", "ten", "5 s"])
+    func badDurations(text: String) {
+        #expect(throws: FlagError(flag: "--timeout", value: text, reason: "is not a duration (e.g. 30s, 500ms, 2m)")) {
+            try NodeOutput.duration(text, flag: "--timeout")
+        }
+    }
+
+    @Test("the list table has a header and aligned columns")
+    func table() {
+        let report = VMReport(id: "a", name: "a-long-name", backend: "qemu", state: "Running", failure: nil, pid: 7,
+                              vmmState: nil, vcpus: 1, memoryBytes: 64 << 20, nics: 0, disks: 0, runtimeDirectory: "", serialLog: "")
+        let lines = NodeOutput.table([report]).split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(lines[0].hasPrefix("NAME         STATE"))
+        #expect(lines[1].hasPrefix("a-long-name  Running  qemu     7"))
+    }
+}
+
+@Suite("node socket server log lines")
+struct NodeServerLogTests {
+    @Test("changes and refusals are logged, successful reads are not")
+    func lines() {
+        #expect(NodeSocketServer.logLine(.start(name: "web1"), .ok, elapsed: .milliseconds(152)) == "vm start web1: ok (0.152 s)")
+        let refusal = NodeResponse.error(NodeServiceError(code: .notFound, message: "no vm named 'x'"))
+        #expect(NodeSocketServer.logLine(.info(name: "x"), refusal, elapsed: .zero) == "vm info x: not_found: no vm named 'x' (0.000 s)")
+        #expect(NodeSocketServer.logLine(.list, .vms([]), elapsed: .zero) == nil)
+    }
+}
