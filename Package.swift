@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "qarax-node", targets: ["qarax-node"]),
         .executable(name: "qarax-control", targets: ["qarax-control"]),
+        .executable(name: "qarax-bench", targets: ["qarax-bench"]),
         .library(name: "NetPlumbing", targets: ["NetPlumbing"]),
         .library(name: "LinuxSys", targets: ["LinuxSys"]),
         .library(name: "NodeCore", targets: ["NodeCore"]),
@@ -145,6 +146,18 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The benchmark harness (boot latency by phase against a direct launch): library + thin executable.
+        .target(
+            name: "BenchCore",
+            dependencies: ["NodeCore", "LinuxSys", "VMModel", "CloudHypervisorAPI"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "qarax-bench",
+            dependencies: ["BenchCore", "NodeCore", "VMModel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+
         // A C program the launcher tests start to observe a confined process from the inside.
         .executableTarget(name: "qx-probe", path: "Sources/qx-probe"),
 
@@ -185,6 +198,11 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "BenchCoreTests",
+            dependencies: ["BenchCore", "NodeCore", "VMModel", "qarax-bench", "ch-sim"],
             swiftSettings: strict
         ),
         .testTarget(name: "VMModelTests", dependencies: ["VMModel"], swiftSettings: strict),

@@ -40,6 +40,8 @@ public struct NodeConfiguration: Sendable {
     public var killTimeout: Duration
     /// How long the event channel may take to reach its end after the VMM process exited.
     public var eventDrainTimeout: Duration
+    /// Sees each boot's milestones and serial output (benchmarks); nil in production.
+    public var bootObserver: BootObserver? = nil
 
     public init(runtimeRoot: String, stateDirectory: String, pathPolicy: PathPolicy,
                 vmmUser: UserIdentity = .nobody, cgroupParent: String = "qarax",

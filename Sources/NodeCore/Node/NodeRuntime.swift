@@ -172,6 +172,7 @@ public actor NodeRuntime {
         }
         guard problems.isEmpty else { throw .invalidSpec(problems) }
         guard vms[id] == nil, !vms.values.contains(where: { $0.name == spec.name }) else { throw .alreadyExists(name: spec.name) }
+        configuration.bootObserver?.milestone(id, .specValidated)
         let vm = VMInstance(id: id, spec: resolved, backend: backend, configuration: configuration,
                             supervisor: supervisor, records: records)
         vms[id] = vm

@@ -215,9 +215,11 @@ public actor VMInstance {
             log = await HostPreparation.onHostThread { Self.tail(of: path) }
         }
         await perform(machine.handle(.processExited(Self.classify(exit, vmmLog: log))))
+        configuration.bootObserver?.milestone(id, .vmmExited)
     }
 
     private func received(_ event: VMStateMachine.Event) async {
+        if event == .vmBooted { configuration.bootObserver?.milestone(id, .guestBooted) }
         await perform(machine.handle(.event(event)))
     }
 
@@ -248,6 +250,8 @@ public actor VMInstance {
                 do {
                     try await control.perform(call)
                     outcome = .success
+                    if call == .create { configuration.bootObserver?.milestone(id, .created) }
+                    if call == .boot { configuration.bootObserver?.milestone(id, .bootReturned) }
                 } catch {
                     outcome = .failure(error)
                 }
@@ -273,6 +277,8 @@ public actor VMInstance {
             return .launchFailed(error.description)
         }
         host = prepared
+        let observer = configuration.bootObserver
+        observer?.milestone(id, .hostPrepared)
         let context = VMMLaunchContext(
             vmID: id, spec: spec, runtime: prepared.runtime, user: configuration.vmmUser,
             cgroup: prepared.cgroup?.placement ?? .inherit, nics: prepared.nics,
@@ -289,6 +295,11 @@ public actor VMInstance {
             return .launchFailed("spawn \(backend.binary): \(error)")
         }
         launch.childEnds.closeAll()
+        observer?.milestone(id, .vmmSpawned)
+        if let serial = observer?.serial {
+            let id = self.id
+            for output in launch.outputs where output.name == "serial" { output.observe { serial(id, $0) } }
+        }
         let identity = spawned.identity
         process = identity
         do {
@@ -315,6 +326,7 @@ public actor VMInstance {
         do throws(VMMBackendError) {
             let control = try await backend.connect(context, launch: launch, process: identity)
             attach(control)
+            observer?.milestone(id, .apiReady)
         } catch {
             launch.nodeEnds.closeAll()
             // The VMM runs but cannot be controlled: it goes before its resources are released.

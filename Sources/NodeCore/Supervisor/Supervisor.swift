@@ -12,6 +12,7 @@ public final class VMOutput: Sendable {
     public let logPath: String
     public let rotation: LogRotation
     let pipe: Mutex<FileDescriptor?>
+    private let observer = Mutex<(@Sendable (UnsafeRawBufferPointer) -> Void)?>(nil)
 
     /// Takes the read end of the pipe. `name` is checked by `Supervisor.watch`.
     public init(name: String, reading fd: consuming FileDescriptor, logPath: String, rotation: LogRotation = .standard) {
@@ -20,6 +21,13 @@ public final class VMOutput: Sendable {
         self.rotation = rotation
         pipe = Mutex(Optional(fd))
     }
+
+    /// Also hands every chunk read to `body` (on the reactor thread), from the next attachment on.
+    public func observe(_ body: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) {
+        observer.withLock { $0 = body }
+    }
+
+    var tap: (@Sendable (UnsafeRawBufferPointer) -> Void)? { observer.withLock { $0 } }
 
     func takePipe() -> FileDescriptor? {
         pipe.withLock { slot in
@@ -187,11 +195,14 @@ public actor Supervisor {
     private func attach(_ outputs: [VMOutput], logs: [ConsoleLog], to entry: Entry) {
         for (output, log) in zip(outputs, logs) {
             guard let pipe = output.takePipe() else { continue }
+            let tap = output.tap
             let ended = OneShot<Bool>()
             do throws(SystemError) {
                 let registration = try reactor.read(pipe) { event in
                     switch event {
-                    case .data(let bytes): log.append(bytes)
+                    case .data(let bytes):
+                        log.append(bytes)
+                        tap?(bytes)
                     case .endOfFile: ended.set(true)
                     case .failed: ended.set(false)
                     }
