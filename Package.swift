@@ -203,6 +203,7 @@ let package = Package(
         .testTarget(
             name: "BenchCoreTests",
             dependencies: ["BenchCore", "NodeCore", "VMModel", "qarax-bench", "ch-sim"],
+            exclude: ["Golden"],
             swiftSettings: strict
         ),
         .testTarget(name: "VMModelTests", dependencies: ["VMModel"], swiftSettings: strict),

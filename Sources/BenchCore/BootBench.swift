@@ -118,6 +118,7 @@ public struct BootBench: Sendable {
         }
         do {
             for i in 0..<options.warmup {
+                try Task.checkCancellation()
                 progress("warm-up \(i + 1)/\(options.warmup)")
                 _ = try await booter.boot(spec(nextName(), true))
                 _ = try await direct.boot(index: serial)
@@ -129,6 +130,7 @@ public struct BootBench: Sendable {
                 var cpuTotal = 0.0
                 var round = 0
                 while qarax.samples.count < options.count {
+                    try Task.checkCancellation()
                     let batch = min(level, options.count - qarax.samples.count)
                     let names = (0..<batch).map { _ in nextName() }
                     let first = serial

@@ -89,8 +89,9 @@ public final class QaraxBooter: Sendable {
             do {
                 try await runtime.start(spec.name)
             } catch {
-                // A guest that powers off at once may end the start with the VM shut down.
-                if !boot.ready.fired { failure = error }
+                // A guest that powers off at once may end the start with the VM shut down; its
+                // serial output may still be on its way through the reactor.
+                if !(await boot.ready.wait(timeout: .seconds(2))) { failure = error }
             }
             if failure == nil {
                 if await boot.ready.wait(timeout: deadline) {

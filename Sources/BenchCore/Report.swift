@@ -178,7 +178,7 @@ public struct BootReport: Codable, Sendable {
     /// A markdown table of the variants, the phase medians, and the verdict.
     public func markdown() -> String {
         func f(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "–" }
-        func ci(_ v: [Double]?) -> String { v.map { "[\(f($0[0])), \(f($0[1]))]" } ?? "" }
+        func ci(_ v: [Double]?) -> String { v.map { " [\(f($0[0])), \(f($0[1]))]" } ?? "" }
         var out = "# qarax-bench boot\n\n"
         out += "VMM: `\(vmm)` (`\(vmmBinary)`)\(simulatedVMM ? " — **ch-sim, the cloud-hypervisor REST simulator, not a VMM**" : "")  \n"
         out += "Kernel: `\(kernel)`  \nHost: \(host)  \nBootstrap seed: \(seed), 95 % intervals\n\n"
@@ -186,9 +186,9 @@ public struct BootReport: Codable, Sendable {
         out += "| variant | boots | p50 | p90 | p99 | overhead p50 | overhead p90 | overhead p99 | ratio p50 | node CPU ms/VM |\n"
         out += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
         for v in variants {
-            out += "| \(v.name) | \(v.boots) | \(f(v.p50Ms)) \(ci(v.p50CI)) | \(f(v.p90Ms)) \(ci(v.p90CI)) | \(f(v.p99Ms)) \(ci(v.p99CI)) "
-            out += "| \(f(v.overheadMsP50)) \(ci(v.overheadMsP50CI)) | \(f(v.overheadMsP90)) \(ci(v.overheadMsP90CI)) "
-            out += "| \(f(v.overheadMsP99)) \(ci(v.overheadMsP99CI)) | \(v.overheadRatioP50.map { String(format: "%.4f", $0) } ?? "–") | \(f(v.nodeCPUMsPerVM)) |\n"
+            out += "| \(v.name) | \(v.boots) | \(f(v.p50Ms))\(ci(v.p50CI)) | \(f(v.p90Ms))\(ci(v.p90CI)) | \(f(v.p99Ms))\(ci(v.p99CI)) "
+            out += "| \(f(v.overheadMsP50))\(ci(v.overheadMsP50CI)) | \(f(v.overheadMsP90))\(ci(v.overheadMsP90CI)) "
+            out += "| \(f(v.overheadMsP99))\(ci(v.overheadMsP99CI)) | \(v.overheadRatioP50.map { String(format: "%.4f", $0) } ?? "–") | \(f(v.nodeCPUMsPerVM)) |\n"
         }
         out += "\n## Phase medians, ms (each phase ends at the named point)\n\n"
         let points = BootPoint.allCases.filter { $0 != .requestReceived }

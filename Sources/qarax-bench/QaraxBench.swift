@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dispatch
 import BenchCore
 import Foundation
 import NodeCore
@@ -92,7 +93,19 @@ struct Boot: AsyncParsableCommand {
             guard !quiet else { return }
             FileHandle.standardError.write(Data("\r\u{1b}[K\(line)".utf8))
         }
-        let runs = try await bench.run()
+        // Ctrl-C or SIGTERM ends the run after the boots in flight, so the scratch namespace,
+        // cgroups and directories are still removed.
+        let work = Task { try await bench.run() }
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let stops = [SIGINT, SIGTERM].map { number in
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { work.cancel() }
+            source.resume()
+            return source
+        }
+        defer { stops.forEach { $0.cancel() } }
+        let runs = try await work.value
         if !quiet { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
         var name = utsname()
         uname(&name)
