@@ -6,7 +6,9 @@ public enum BootPoint: String, CaseIterable, Codable, Sendable, Hashable {
     case requestReceived = "request_received"
     case specValidated = "spec_validated"
     case hostPrepared = "host_prepared"
+    case launchPlanned = "launch_planned"
     case vmmSpawned = "vmm_spawned"
+    case supervised
     case apiReady = "api_ready"
     case created
     case bootReturned = "boot_returned"
@@ -50,7 +52,8 @@ public struct BootSample: Codable, Sendable, Hashable {
     }
 
     /// The node's own steps, which happen one after another.
-    public static let sequence: [BootPoint] = [.requestReceived, .specValidated, .hostPrepared, .vmmSpawned, .apiReady,
+    public static let sequence: [BootPoint] = [.requestReceived, .specValidated, .hostPrepared, .launchPlanned, .vmmSpawned,
+                                               .supervised, .apiReady,
                                                .created, .bootReturned, .shutdownComplete]
     /// What the VMM or the guest reports: after the spawn, before the shutdown completes.
     public static let observations: [BootPoint] = [.guestBooted, .debugPort, .readyMarker]

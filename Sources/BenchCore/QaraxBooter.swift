@@ -44,7 +44,9 @@ public final class QaraxBooter: Sendable {
                 switch milestone {
                 case .specValidated: boot.timeline.mark(.specValidated, at: now)
                 case .hostPrepared: boot.timeline.mark(.hostPrepared, at: now)
+                case .launchPlanned: boot.timeline.mark(.launchPlanned, at: now)
                 case .vmmSpawned: boot.timeline.mark(.vmmSpawned, at: now)
+                case .supervised: boot.timeline.mark(.supervised, at: now)
                 case .apiReady: boot.timeline.mark(.apiReady, at: now)
                 case .created: boot.timeline.mark(.created, at: now)
                 case .bootReturned: boot.timeline.mark(.bootReturned, at: now)

@@ -68,6 +68,9 @@ struct BootRunTests {
                 #expect(sample.outOfOrder.isEmpty, "\(variant): \(boot)")
                 #expect(sample.bootMilliseconds != nil, "\(variant): no ready marker")
                 #expect(points[.shutdownComplete] != nil, "\(variant): no shutdown")
+                if variant.hasPrefix("qarax") {
+                    for point in BootSample.sequence { #expect(points[point] != nil, "\(variant): no \(point)") }
+                }
             }
         }
     }

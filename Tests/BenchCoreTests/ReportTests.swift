@@ -15,7 +15,7 @@ struct ReportTests {
         }
         let qarax = (0..<10).map { i -> BootSample in
             let t = 51 + Double(i)
-            return BootSample(points: [.requestReceived: 0, .specValidated: 0.1, .hostPrepared: 0.5, .vmmSpawned: 1.5,
+            return BootSample(points: [.requestReceived: 0, .specValidated: 0.1, .hostPrepared: 0.5, .launchPlanned: 0.7, .vmmSpawned: 1.5, .supervised: 1.55,
                                        .apiReady: 1.6, .created: 2, .bootReturned: 3, .guestBooted: 2.9,
                                        .readyMarker: t, .shutdownComplete: t + 2])
         }
@@ -113,7 +113,7 @@ enum ReportChecks {
                 for key in ["overhead_ms_p50", "overhead_ms_p99", "overhead_ratio_p50", "node_cpu_ms_per_vm", "baseline"] {
                     #expect(variant[key] != nil, "\(variant["name"] ?? "?") lacks \(key)")
                 }
-                for key in ["spec_validated", "host_prepared", "api_ready", "created", "boot_returned", "shutdown_complete"] {
+                for key in ["spec_validated", "host_prepared", "launch_planned", "supervised", "api_ready", "created", "boot_returned", "shutdown_complete"] {
                     #expect(phases[key] != nil, "\(variant["name"] ?? "?") lacks phase \(key)")
                 }
             }

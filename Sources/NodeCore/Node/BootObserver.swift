@@ -4,8 +4,12 @@ public enum BootMilestone: String, Sendable, Hashable, CaseIterable, Codable {
     case specValidated = "spec_validated"
     /// NICs, hugepages and the cgroup are ready.
     case hostPrepared = "host_prepared"
+    /// The backend built the launch: control socket, event and console channels, argv.
+    case launchPlanned = "launch_planned"
     /// The jailed VMM process exists.
     case vmmSpawned = "vmm_spawned"
+    /// The VM's durable record is written and the supervisor watches the process.
+    case supervised
     /// The node holds the VMM's control channel (cloud-hypervisor: event channel watched, API socket
     /// listening since before the spawn; QEMU: QMP greeting and capabilities negotiated).
     case apiReady = "api_ready"

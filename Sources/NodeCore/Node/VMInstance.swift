@@ -286,6 +286,7 @@ public actor VMInstance {
             environment: configuration.vmmEnvironment)
         let launch: VMMLaunch
         do throws(VMMBackendError) { launch = try backend.launch(for: context) } catch { return .launchFailed(error.description) }
+        observer?.milestone(id, .launchPlanned)
         let spawned: SpawnedProcess
         do {
             spawned = try await Launcher.launch(launch.plan)
@@ -323,6 +324,7 @@ public actor VMInstance {
             }
             return .launchFailed("supervise the VMM: \(error)")
         }
+        observer?.milestone(id, .supervised)
         do throws(VMMBackendError) {
             let control = try await backend.connect(context, launch: launch, process: identity)
             attach(control)
