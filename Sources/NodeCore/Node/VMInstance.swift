@@ -85,7 +85,7 @@ public actor VMInstance {
         let runtime = try? VMRuntimeDirectory(vmID: id, root: configuration.runtimeRoot)
         return VMStatus(id: id, name: name, backend: backend.kind, state: machine.state, vmmProcess: process,
                         runtimeDirectory: runtime?.path ?? "",
-                        serialLog: runtime.map(CloudHypervisorBackend.serialLog) ?? "")
+                        serialLog: runtime.map(backend.serialLog) ?? "")
     }
 
     // MARK: - Commands

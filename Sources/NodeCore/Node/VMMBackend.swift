@@ -232,4 +232,12 @@ public protocol VMMBackend: Sendable {
     /// channel, and the outputs the supervisor should drain again.
     func reconnect(_ context: VMMLaunchContext, process: ProcessIdentity) async throws(VMMBackendError)
         -> (control: any VMMControl, outputs: [VMOutput])
+
+    /// The node's log of the guest's serial console in a VM's runtime directory.
+    func serialLog(_ runtime: VMRuntimeDirectory) -> String
+}
+
+extension VMMBackend {
+    /// `<runtime>/serial.log`.
+    public func serialLog(_ runtime: VMRuntimeDirectory) -> String { runtime.path + "/serial.log" }
 }
