@@ -290,7 +290,6 @@ public actor VMInstance {
         }
         launch.childEnds.closeAll()
         let identity = spawned.identity
-        process = identity
         do {
             try await records.write(VMRecord(id: id, spec: spec, backend: backend.kind, host: prepared.record))
         } catch {
@@ -312,6 +311,8 @@ public actor VMInstance {
             }
             return .launchFailed("supervise the VMM: \(error)")
         }
+        // From here a teardown can reach the process through the supervisor.
+        process = identity
         do throws(VMMBackendError) {
             let control = try await backend.connect(context, launch: launch, process: identity)
             attach(control)
@@ -346,7 +347,18 @@ public actor VMInstance {
                                     terminateTimeout: configuration.terminateTimeout, killTimeout: configuration.killTimeout)
         let supervisor = self.supervisor
         let id = self.id
-        teardownTask = Task { _ = try? await supervisor.stop(id, ladder: ladder) }
+        teardownTask = Task { [weak self] in
+            do {
+                _ = try await supervisor.stop(id, ladder: ladder)
+            } catch {
+                // Not stopped (e.g. not supervised yet): a later teardown request must run again.
+                await self?.teardownFailed()
+            }
+        }
+    }
+
+    private func teardownFailed() {
+        teardownTask = nil
     }
 
     private func release() async {
