@@ -65,7 +65,8 @@ public actor VMInstance {
     private var teardownTask: Task<Void, Never>?
     private var process: ProcessIdentity?
     private var reported: [VMOperationError] = []
-    private var settledWaiters: [CheckedContinuation<Void, Never>] = []
+    private var settledWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    private var nextWaiter: UInt64 = 0
 
     init(id: String, spec: VMSpec, backend: any VMMBackend, configuration: NodeConfiguration,
          supervisor: Supervisor, records: VMRecordStore, state: VMStateMachine.State = .created) {
@@ -103,20 +104,40 @@ public actor VMInstance {
     public func delete() async throws(VMOperationError) { try await command(.delete, until: [.deleted]) }
 
     /// Waits until the VM is in a stable state (no operation in flight).
+    /// Returns early, in whatever state, when the task is cancelled.
     public func settled() async -> VMStateMachine.State {
-        while !Self.isStable(machine.state) {
-            await withCheckedContinuation { settledWaiters.append($0) }
+        while !Self.isStable(machine.state), !Task.isCancelled {
+            await nextSettledState()
         }
         return machine.state
     }
 
     /// Waits until the VM reaches a stable state of one of `kinds` (e.g. `Shutdown` after a guest
     /// power-off); returns the state.
+    /// Returns early, in whatever state, when the task is cancelled.
     public func wait(for kinds: Set<VMStateMachine.State.Kind>) async -> VMStateMachine.State {
-        while !kinds.contains(machine.state.kind) {
-            await withCheckedContinuation { settledWaiters.append($0) }
+        while !kinds.contains(machine.state.kind), !Task.isCancelled {
+            await nextSettledState()
         }
         return machine.state
+    }
+
+    /// Suspends until the VM next settles in a stable state, or the task is cancelled.
+    private func nextSettledState() async {
+        let id = nextWaiter
+        nextWaiter += 1
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if Task.isCancelled { return continuation.resume() }
+                settledWaiters[id] = continuation
+            }
+        } onCancel: {
+            Task { await self.wakeWaiter(id) }
+        }
+    }
+
+    private func wakeWaiter(_ id: UInt64) {
+        settledWaiters.removeValue(forKey: id)?.resume()
     }
 
     private func command(_ command: VMStateMachine.Command, until goals: Set<VMStateMachine.State.Kind>) async throws(VMOperationError) {
@@ -226,8 +247,8 @@ public actor VMInstance {
     private func perform(_ actions: [VMStateMachine.Action]) async {
         defer {
             if Self.isStable(machine.state), !settledWaiters.isEmpty {
-                let waiters = settledWaiters
-                settledWaiters = []
+                let waiters = settledWaiters.values
+                settledWaiters = [:]
                 for waiter in waiters { waiter.resume() }
             }
         }
