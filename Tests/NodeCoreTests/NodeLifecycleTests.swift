@@ -218,7 +218,7 @@ struct NodeLifecycleTests {
         }
     }
 
-    @Test("too few free hugepages: refused before launch, with the count missing, no process")
+    @Test("too few free hugepages: refused before launch, with the count missing, no process", .hugepagePool)
     func hugepageShortage() async throws {
         let free = Int((try? String(contentsOfFile: "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
