@@ -131,6 +131,25 @@ struct NodeLifecycleTests {
         }
     }
 
+    @Test("stop while the VM is still starting: it ends Shutdown, everything released")
+    func stopWhileStarting() async throws {
+        try await NodeFixture.run(.init(faults: "slow=100ms")) { fixture, node in
+            let vm = try await node.create(fixture.spec("race"))
+            let starting = Task { try await vm.start() }
+            // The start enters Booting on the VM's actor before its first await.
+            var turns = 0
+            while await vm.state == .created, turns < 100_000 {
+                await Task.yield()
+                turns += 1
+            }
+            #expect(await vm.state == .booting)
+            try await vm.stop()
+            _ = await starting.result
+            #expect(await vm.state == .shutdown)
+            try await expectReleased(vm, fixture: fixture)
+        }
+    }
+
     @Test("the VMM crashes at vm.boot: the VM is Failed and everything released")
     func crashAtBoot() async throws {
         try await NodeFixture.run(.init(faults: "crash-at=vm.boot")) { fixture, node in
@@ -199,7 +218,7 @@ struct NodeLifecycleTests {
         }
     }
 
-    @Test("too few free hugepages: refused before launch, with the count missing, no process")
+    @Test("too few free hugepages: refused before launch, with the count missing, no process", .hugepagePool)
     func hugepageShortage() async throws {
         let free = Int((try? String(contentsOfFile: "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0

@@ -85,8 +85,6 @@ public struct CloudHypervisorBackend: VMMBackend {
         Channels(directory: HostPreparation.channelDirectory(runtime))
     }
 
-    /// The node's console log of the serial port.
-    public static func serialLog(_ runtime: VMRuntimeDirectory) -> String { runtime.path + "/serial.log" }
 
     public func launch(for context: VMMLaunchContext) throws(VMMBackendError) -> VMMLaunch {
         let channels = Self.channels(context.runtime)
@@ -115,7 +113,7 @@ public struct CloudHypervisorBackend: VMMBackend {
         guard let serialReader = nodeEnds.take("serial") else {
             throw fail("open the serial FIFO", SystemError("open \(channels.serial)", errno: EBADF))
         }
-        let output = VMOutput(name: "serial", reading: serialReader, logPath: Self.serialLog(context.runtime))
+        let output = VMOutput(name: "serial", reading: serialReader, logPath: serialLog(context.runtime))
         var descriptors: [Int32: Int32] = [:]
         for (child, name) in [(1, "serial"), (2, "log"), (Self.apiFD, "api"), (Self.eventFD, "events"),
                               (Self.eventKeeperFD, "eventsKeeper"), (Self.serialKeeperFD, "serialKeeper")] as [(Int32, String)] {
@@ -161,7 +159,7 @@ public struct CloudHypervisorBackend: VMMBackend {
         guard let events = ends.take("events"), let serial = ends.take("serial") else {
             throw VMMBackendError(backend: .cloudHypervisor, operation: "reopen the VMM's channels", reason: "missing")
         }
-        let output = VMOutput(name: "serial", reading: serial, logPath: Self.serialLog(context.runtime))
+        let output = VMOutput(name: "serial", reading: serial, logPath: serialLog(context.runtime))
         return (try control(context, events: events), [output])
     }
 

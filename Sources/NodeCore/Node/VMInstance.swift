@@ -65,7 +65,8 @@ public actor VMInstance {
     private var teardownTask: Task<Void, Never>?
     private var process: ProcessIdentity?
     private var reported: [VMOperationError] = []
-    private var settledWaiters: [CheckedContinuation<Void, Never>] = []
+    private var settledWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    private var nextWaiter: UInt64 = 0
 
     init(id: String, spec: VMSpec, backend: any VMMBackend, configuration: NodeConfiguration,
          supervisor: Supervisor, records: VMRecordStore, state: VMStateMachine.State = .created) {
@@ -85,7 +86,7 @@ public actor VMInstance {
         let runtime = try? VMRuntimeDirectory(vmID: id, root: configuration.runtimeRoot)
         return VMStatus(id: id, name: name, backend: backend.kind, state: machine.state, vmmProcess: process,
                         runtimeDirectory: runtime?.path ?? "",
-                        serialLog: runtime.map(CloudHypervisorBackend.serialLog) ?? "")
+                        serialLog: runtime.map(backend.serialLog) ?? "")
     }
 
     // MARK: - Commands
@@ -103,20 +104,40 @@ public actor VMInstance {
     public func delete() async throws(VMOperationError) { try await command(.delete, until: [.deleted]) }
 
     /// Waits until the VM is in a stable state (no operation in flight).
+    /// Returns early, in whatever state, when the task is cancelled.
     public func settled() async -> VMStateMachine.State {
-        while !Self.isStable(machine.state) {
-            await withCheckedContinuation { settledWaiters.append($0) }
+        while !Self.isStable(machine.state), !Task.isCancelled {
+            await nextSettledState()
         }
         return machine.state
     }
 
     /// Waits until the VM reaches a stable state of one of `kinds` (e.g. `Shutdown` after a guest
     /// power-off); returns the state.
+    /// Returns early, in whatever state, when the task is cancelled.
     public func wait(for kinds: Set<VMStateMachine.State.Kind>) async -> VMStateMachine.State {
-        while !kinds.contains(machine.state.kind) {
-            await withCheckedContinuation { settledWaiters.append($0) }
+        while !kinds.contains(machine.state.kind), !Task.isCancelled {
+            await nextSettledState()
         }
         return machine.state
+    }
+
+    /// Suspends until the VM next settles in a stable state, or the task is cancelled.
+    private func nextSettledState() async {
+        let id = nextWaiter
+        nextWaiter += 1
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if Task.isCancelled { return continuation.resume() }
+                settledWaiters[id] = continuation
+            }
+        } onCancel: {
+            Task { await self.wakeWaiter(id) }
+        }
+    }
+
+    private func wakeWaiter(_ id: UInt64) {
+        settledWaiters.removeValue(forKey: id)?.resume()
     }
 
     private func command(_ command: VMStateMachine.Command, until goals: Set<VMStateMachine.State.Kind>) async throws(VMOperationError) {
@@ -228,8 +249,8 @@ public actor VMInstance {
     private func perform(_ actions: [VMStateMachine.Action]) async {
         defer {
             if Self.isStable(machine.state), !settledWaiters.isEmpty {
-                let waiters = settledWaiters
-                settledWaiters = []
+                let waiters = settledWaiters.values
+                settledWaiters = [:]
                 for waiter in waiters { waiter.resume() }
             }
         }
@@ -302,7 +323,6 @@ public actor VMInstance {
             for output in launch.outputs where output.name == "serial" { output.observe { serial(id, $0) } }
         }
         let identity = spawned.identity
-        process = identity
         do {
             try await records.write(VMRecord(id: id, spec: spec, backend: backend.kind, host: prepared.record))
         } catch {
@@ -324,6 +344,8 @@ public actor VMInstance {
             }
             return .launchFailed("supervise the VMM: \(error)")
         }
+        // From here a teardown can reach the process through the supervisor.
+        process = identity
         observer?.milestone(id, .supervised)
         do throws(VMMBackendError) {
             let control = try await backend.connect(context, launch: launch, process: identity)
@@ -360,7 +382,18 @@ public actor VMInstance {
                                     terminateTimeout: configuration.terminateTimeout, killTimeout: configuration.killTimeout)
         let supervisor = self.supervisor
         let id = self.id
-        teardownTask = Task { _ = try? await supervisor.stop(id, ladder: ladder) }
+        teardownTask = Task { [weak self] in
+            do {
+                _ = try await supervisor.stop(id, ladder: ladder)
+            } catch {
+                // Not stopped (e.g. not supervised yet): a later teardown request must run again.
+                await self?.teardownFailed()
+            }
+        }
+    }
+
+    private func teardownFailed() {
+        teardownTask = nil
     }
 
     private func release() async {

@@ -28,7 +28,9 @@ public struct VMMLaunchContext: Sendable {
     public let vmID: String
     /// The specification, validated for this backend, its paths resolved by the ``PathPolicy``.
     public let spec: VMSpec
-    /// Holds the control socket, event and console channels, logs, vhost-user sockets.
+    /// The VM's runtime directory: logs, vhost-user sockets, and the per-boot channel directory
+    /// ``HostPreparation/channelDirectory(_:)`` (root-only, made empty for each boot, removed at
+    /// release) where a backend puts its control socket and event/console FIFOs.
     public let runtime: VMRuntimeDirectory
     /// The unprivileged identity the VMM runs as.
     public let user: UserIdentity
@@ -208,8 +210,9 @@ public protocol VMMControl: Sendable {
 /// A VMM implementation the node can run VMs with: validation, launch, control.
 ///
 /// The node's order for one boot: ``validate(_:)`` (at create time) → host preparation →
-/// ``launch(for:)`` → spawn through the jailed `Launcher` → `childEnds` closed →
-/// ``connect(_:launch:process:)`` → `perform(.create)`, `perform(.boot)`. After a node restart,
+/// ``launch(for:)`` → spawn through the jailed `Launcher` → `childEnds` closed → the supervisor
+/// watches the process and drains `outputs` → ``connect(_:launch:process:)`` → `perform(.create)`,
+/// `perform(.boot)`. After a node restart,
 /// ``reconnect(_:process:)`` replaces the last three steps for a VMM that still runs.
 public protocol VMMBackend: Sendable {
     var kind: VMMKind { get }
@@ -232,4 +235,12 @@ public protocol VMMBackend: Sendable {
     /// channel, and the outputs the supervisor should drain again.
     func reconnect(_ context: VMMLaunchContext, process: ProcessIdentity) async throws(VMMBackendError)
         -> (control: any VMMControl, outputs: [VMOutput])
+
+    /// The node's log of the guest's serial console in a VM's runtime directory.
+    func serialLog(_ runtime: VMRuntimeDirectory) -> String
+}
+
+extension VMMBackend {
+    /// `<runtime>/serial.log`.
+    public func serialLog(_ runtime: VMRuntimeDirectory) -> String { runtime.path + "/serial.log" }
 }

@@ -96,9 +96,6 @@ public struct QEMUBackend: VMMBackend {
         Channels(directory: HostPreparation.channelDirectory(runtime))
     }
 
-    /// The node's console log of the serial port (the same file as with cloud-hypervisor).
-    public static func serialLog(_ runtime: VMRuntimeDirectory) -> String { CloudHypervisorBackend.serialLog(runtime) }
-
     public func launch(for context: VMMLaunchContext) throws(VMMBackendError) -> VMMLaunch {
         let channels = Self.channels(context.runtime)
         let childEnds = DescriptorBag()
@@ -129,7 +126,7 @@ public struct QEMUBackend: VMMBackend {
         guard let serialReader = nodeEnds.take("serial") else {
             throw fail("open the serial FIFO", "missing")
         }
-        let output = VMOutput(name: "serial", reading: serialReader, logPath: Self.serialLog(context.runtime))
+        let output = VMOutput(name: "serial", reading: serialReader, logPath: serialLog(context.runtime))
 
         var descriptors: [Int32: Int32] = [:]
         for (child, name) in [(1, "log"), (2, "log"), (Self.qmpFD, "qmp"), (Self.serialFD, "serial"),
@@ -234,7 +231,7 @@ public struct QEMUBackend: VMMBackend {
         } catch {
             throw VMMBackendError(backend: .qemu, operation: "reopen the serial FIFO", reason: "\(error)")
         }
-        let output = VMOutput(name: "serial", reading: serial, logPath: Self.serialLog(context.runtime))
+        let output = VMOutput(name: "serial", reading: serial, logPath: serialLog(context.runtime))
         return (try await control(context), [output])
     }
 
