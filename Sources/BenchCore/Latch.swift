@@ -27,7 +27,8 @@ final class Latch: Sendable {
         }
     }
 
-    /// True when fired within `timeout`.
+    /// True when fired within `timeout`. A wait that times out fires the latch (so its own waiter
+    /// ends): the awaited event counts as missed for everyone.
     func wait(timeout: Duration) async -> Bool {
         if fired { return true }
         return await withTaskGroup(of: Bool.self) { group in
