@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "NodeCore",
             dependencies: [
-                "NetPlumbing", "LinuxSys", "CShims", "VMModel", "CloudHypervisorAPI",
+                "NetPlumbing", "LinuxSys", "CShims", "VMModel", "CloudHypervisorAPI", "Wire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -121,14 +121,14 @@ let package = Package(
 
         .executableTarget(
             name: "qarax-node",
-            dependencies: ["NodeCore", "LinuxSys", "VMModel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["NodeCore", "LinuxSys", "VMModel", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         // The control daemon: SQLite inventory, node registry, placement, reconciliation, REST API.
         .target(
             name: "ControlCore",
             dependencies: [
-                "VMModel",
+                "VMModel", "Wire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -141,7 +141,7 @@ let package = Package(
 
         .executableTarget(
             name: "qarax-control",
-            dependencies: ["ControlCore", "ClusterPKI", "VMModel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ControlCore", "ClusterPKI", "VMModel", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
 
@@ -159,7 +159,7 @@ let package = Package(
         .testTarget(
             name: "ControlCoreTests",
             dependencies: [
-                "ControlCore", "VMModel", "qarax-control",
+                "ControlCore", "VMModel", "qarax-control", "Wire", "ClusterPKI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
