@@ -71,7 +71,13 @@ public struct NodeAgent: Sendable {
     /// until the connection closes.
     func session(_ connection: WireConnection) async {
         let (changes, notify) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        let handler = NodeWireHandler(service: service, inventory: inventory, changed: { notify.yield() })
+        let handler = NodeWireHandler(service: service, inventory: inventory, changed: { notify.yield() },
+                                      booted: { vmID, elapsed in
+            var timings = WireBootTimings()
+            timings.vmID = vmID
+            timings.bootUs = UInt64(max(0, Microseconds.of(elapsed)))
+            try? await connection.push(WireEvent.now(.bootTimings(timings)))
+        })
         var reporter = VMStateReporter()
         let statuses = await self.statuses()
         var report = WireVMInventoryReport()
@@ -150,6 +156,13 @@ public struct NodeAgent: Sendable {
     static func load1() -> Double {
         guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return 0 }
         return text.split(separator: " ").first.flatMap { Double($0) } ?? 0
+    }
+}
+
+enum Microseconds {
+    static func of(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1_000_000 + attoseconds / 1_000_000_000_000
     }
 }
 

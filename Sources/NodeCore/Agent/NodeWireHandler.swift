@@ -9,14 +9,18 @@ public struct NodeWireHandler: WireRequestHandler {
     public let inventory: @Sendable () async -> WireNodeInventory
     /// Called after every request that may have changed a VM (the agent reports states then).
     public let changed: @Sendable () -> Void
+    /// Called when a start brought a VM to running, with the time from the request to running.
+    public let booted: @Sendable (_ vmID: String, _ elapsed: Duration) async -> Void
     /// The most console bytes one answer carries.
     public static let consoleLimit = 512 << 10
 
     public init(service: NodeService, inventory: @escaping @Sendable () async -> WireNodeInventory,
-                changed: @escaping @Sendable () -> Void = {}) {
+                changed: @escaping @Sendable () -> Void = {},
+                booted: @escaping @Sendable (_ vmID: String, _ elapsed: Duration) async -> Void = { _, _ in }) {
         self.service = service
         self.inventory = inventory
         self.changed = changed
+        self.booted = booted
     }
 
     public func handle(_ request: WireRequest, from peer: WirePeer) async throws -> WireResponse {
@@ -26,7 +30,11 @@ public struct NodeWireHandler: WireRequestHandler {
             var response = try NodeWireMapping.response(await service.handle(nodeRequest))
             defer { changed() }
             if create.start, case .vm(let created) = response.result {
+                let began = ContinuousClock.now
                 response = try NodeWireMapping.response(await service.handle(.start(name: created.id)))
+                if case .vm(let status) = response.result, status.state == .running {
+                    await booted(status.id, ContinuousClock.now - began)
+                }
             }
             return response
         case .consoleTail(let tail):
@@ -45,12 +53,17 @@ public struct NodeWireHandler: WireRequestHandler {
         guard let nodeRequest = try NodeWireMapping.request(request) else {
             throw WireUnsupportedOperation(operation: "unknown")
         }
+        let began = ContinuousClock.now
         let response = await service.handle(nodeRequest)
         switch nodeRequest {
         case .info, .list, .console: break
         default: changed()
         }
-        return try NodeWireMapping.response(response)
+        let wire = try NodeWireMapping.response(response)
+        if case .start = nodeRequest, case .vm(let status) = wire.result, status.state == .running {
+            await booted(status.id, ContinuousClock.now - began)
+        }
+        return wire
     }
 
     /// The last `maxBytes` (at most ``consoleLimit``) of the VM's serial console.
