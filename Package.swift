@@ -187,6 +187,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // scripts/run-demo end to end with the debug binaries (real daemons, TLS, a real tiny guest).
+        .testTarget(name: "DemoTests", dependencies: ["qarax-node", "qarax-control"], swiftSettings: strict),
         .testTarget(name: "VMModelTests", dependencies: ["VMModel"], swiftSettings: strict),
         .testTarget(name: "CloudHypervisorAPITests", dependencies: ["CloudHypervisorAPI"], swiftSettings: strict),
         // The real qarax-node daemon and CLI binaries driving real VMMs (QEMU under KVM, ch-sim).

@@ -90,11 +90,15 @@ struct ServeCommand: AsyncParsableCommand {
             let bound = listener?.port ?? nodePort
             nodesLine = " nodes on \(WireEndpoint.tcp(host: nodeHost, port: bound))" + (tlsDir == nil ? " (PLAINTEXT)," : " (mutual TLS),")
         }
-        let nodeListener: (@Sendable (ControlService) async throws -> Void)? = listener.map { listener in
-            { service in try await NodeListener.serve(listener, service: service, log: { log("qarax-control: \($0)") }) }
+        var nodeListener: (@Sendable (ControlService) async throws -> Void)?
+        if let listener {
+            nodeListener = { @Sendable service in
+                try await NodeListener.serve(listener, service: service, log: { log("qarax-control: \($0)") })
+            }
         }
         let line = nodesLine
-        try await ControlServer.run(configuration, nodeListener: nodeListener, onReady: { bound in
+        let serveNodes = nodeListener
+        try await ControlServer.run(configuration, nodeListener: serveNodes, onReady: { bound in
             log("qarax-control ready: API listening on http://\(host):\(bound),\(line) inventory \(db), token \(configuration.tokenPath)")
         })
     }

@@ -78,11 +78,12 @@ public struct NodeAgent: Sendable {
             timings.bootUs = UInt64(max(0, Microseconds.of(elapsed)))
             try? await connection.push(WireEvent.now(.bootTimings(timings)))
         })
-        var reporter = VMStateReporter()
+        var initial = VMStateReporter()
         let statuses = await self.statuses()
         var report = WireVMInventoryReport()
         report.vms = statuses
-        reporter.remember(statuses)
+        initial.remember(statuses)
+        let remembered = initial
         do {
             try await connection.push(WireEvent.now(.inventory(report)))
         } catch {
@@ -93,6 +94,7 @@ public struct NodeAgent: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await connection.serve(handler) }
             group.addTask {
+                var reporter = remembered
                 let (ticks, tick) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
                 await withTaskGroup(of: Void.self) { timers in
                     timers.addTask {
@@ -109,7 +111,8 @@ public struct NodeAgent: Sendable {
                             ok = (try? await connection.push(WireEvent.now(event))) != nil
                         }
                         if ok && (events.isEmpty || ContinuousClock.now - sinceResources >= interval) {
-                            ok = ok && (try? await connection.push(WireEvent.now(.resources(await self.resources())))) != nil
+                            let resources = await self.resources()
+                            ok = (try? await connection.push(WireEvent.now(.resources(resources)))) != nil
                             sinceResources = .now
                         }
                         if !ok { break }

@@ -1,5 +1,5 @@
 import Foundation
-import Wire
+public import Wire
 
 /// Answers Wire requests with the node's ``NodeService``: the control link and the local socket
 /// serve the same operations through this one handler.
