@@ -34,9 +34,21 @@ public enum NodeListener {
                                            configuration: configuration.connection, warn: warn)
     }
 
-    /// Accepts nodes on `listener` until cancelled, each served by `service` for the life of its link.
+    /// Accepts nodes on `listener` until cancelled (then returns normally), each served by `service`
+    /// for the life of its link.
     public static func serve(_ listener: WireListener, service: ControlService, reportTimeout: Duration = .seconds(10),
                              log: @escaping @Sendable (String) -> Void) async throws {
+        do {
+            try await accept(listener, service: service, reportTimeout: reportTimeout, log: log)
+        } catch is CancellationError {
+            return
+        } catch where Task.isCancelled {
+            return
+        }
+    }
+
+    private static func accept(_ listener: WireListener, service: ControlService, reportTimeout: Duration,
+                               log: @escaping @Sendable (String) -> Void) async throws {
         try await withTaskCancellationHandler {
             try await listener.run(onRefused: { error in log("node connection refused: \(error)") }) { connection in
                 let link: WireNodeLink
