@@ -51,7 +51,7 @@ struct WireLinkTests {
         let pki = try PKI(dir, nodes: ["node-1"])
         let service = try makeService(dir)
         let node = WireTestNode(name: "node-1")
-        try await Self.withNodePort(service, security: pki.security("qarax-control")) { endpoint in
+        try await Self.withNodePort(service, security: pki.security("qarax-control")) { endpoint async throws in
             let dialing = Task { await node.run(endpoint: endpoint, security: pki.security("node-1")) }
             defer { dialing.cancel() }
             #expect(try await eventually { try await service.listNodes().first?.status == .up })
@@ -83,7 +83,7 @@ struct WireLinkTests {
         defer { dir.cleanup() }
         let pki = try PKI(dir, nodes: ["node-1", "node-2"])
         let service = try makeService(dir)
-        try await Self.withNodePort(service, security: pki.security("qarax-control")) { endpoint in
+        try await Self.withNodePort(service, security: pki.security("qarax-control")) { endpoint async throws in
             // Claims to be node-1 with node-2's certificate.
             let files = WireTLSFiles(directory: pki.dir, name: "node-2")
             let local = WireLocalIdentity(role: .node, name: "node-1", node: WireTestNode.inventory())
@@ -100,7 +100,7 @@ struct WireLinkTests {
         let service = try makeService(dir)
         // Desired: "web" running and "old" deleted on node-1; the node reports "web" stopped and "old" running.
         let first = WireTestNode(name: "node-1")
-        let ids = try await Self.withNodePort(service, security: .insecurePlaintext) { endpoint in
+        let ids = try await Self.withNodePort(service, security: .insecurePlaintext) { endpoint async throws in
             let dialing = Task { await first.run(endpoint: endpoint, security: .insecurePlaintext) }
             defer { dialing.cancel() }
             #expect(try await eventually { try await service.listNodes().first?.status == .up })
@@ -113,7 +113,7 @@ struct WireLinkTests {
         // The link is gone: delete "old" while the node is away (the operation waits for the node).
         _ = try await service.deleteVM("old", idempotencyKey: nil)
         let second = WireTestNode(name: "node-1", vms: [ids.web: .stopped, ids.old: .running])
-        try await Self.withNodePort(service, security: .insecurePlaintext) { endpoint in
+        try await Self.withNodePort(service, security: .insecurePlaintext) { endpoint async throws in
             let dialing = Task { await second.run(endpoint: endpoint, security: .insecurePlaintext) }
             defer { dialing.cancel() }
             #expect(try await eventually { second.vms[ids.web] == .running && second.vms[ids.old] == nil })
@@ -138,7 +138,7 @@ struct WireLinkTests {
         let vmID = try await {
             let service = try makeService(dir)
             try await service.recoverAfterStart()
-            return try await Self.withNodePort(service, security: .insecurePlaintext, port: port) { _ in
+            return try await Self.withNodePort(service, security: .insecurePlaintext, port: port) { _ async throws in
                 #expect(try await eventually { try await service.listNodes().first?.status == .up })
                 let (vm, _) = try await service.createVM(CreateVMBody(spec: sampleSpec("web"), start: true), idempotencyKey: nil)
                 await service.processPendingOperations()
@@ -151,7 +151,7 @@ struct WireLinkTests {
         let restarted = try makeService(dir)
         try await restarted.recoverAfterStart()
         #expect(try await restarted.vm("web").observedState == .unknown)
-        try await Self.withNodePort(restarted, security: .insecurePlaintext, port: port) { _ in
+        try await Self.withNodePort(restarted, security: .insecurePlaintext, port: port) { _ async throws in
             #expect(try await eventually { node.connections > connectionsBefore })
             #expect(try await eventually { try await restarted.vm("web").observedState == .running })
             #expect(try await eventually { try await restarted.node("node-1").status == .up })
