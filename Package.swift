@@ -152,7 +152,7 @@ let package = Package(
         .testTarget(name: "NetPlumbingTests", dependencies: ["NetPlumbing", "LinuxSys"], swiftSettings: strict),
         .testTarget(
             name: "NodeCoreTests",
-            dependencies: ["NodeCore", "NetPlumbing", "LinuxSys", "VMModel", "CloudHypervisorAPI", "ch-sim"],
+            dependencies: ["NodeCore", "NetPlumbing", "LinuxSys", "VMModel", "CloudHypervisorAPI", "ch-sim", "Wire"],
             resources: [.copy("Golden")],
             swiftSettings: strict
         ),
