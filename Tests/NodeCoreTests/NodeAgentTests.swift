@@ -15,6 +15,11 @@ struct NodeAgentTests {
         let connections: AsyncStream<WireConnection>
         private let input: AsyncStream<WireConnection>.Continuation
         private let serving: Mutex<Task<Void, any Error>?> = Mutex(nil)
+        private let open = OpenConnections()
+
+        final class OpenConnections: Sendable {
+            let list = Mutex<[WireConnection]>([])
+        }
 
         init(port: Int) async throws {
             listener = try await WireListener.bind(
@@ -23,8 +28,10 @@ struct NodeAgentTests {
             (connections, input) = AsyncStream.makeStream(of: WireConnection.self)
             let listener = self.listener
             let input = self.input
+            let open = self.open
             serving.withLock { $0 = Task {
                 try await listener.run { connection in
+                    open.list.withLock { $0.append(connection) }
                     input.yield(connection)
                     await connection.closed()
                 }
@@ -43,6 +50,7 @@ struct NodeAgentTests {
         /// Closes the port and every connection on it, as a control daemon exiting would.
         func stop() async {
             let task = serving.withLock { $0 }
+            for connection in open.list.withLock({ $0 }) { await connection.close() }
             task?.cancel()
             await listener.close()
             _ = await task?.result
