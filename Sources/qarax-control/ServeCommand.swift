@@ -56,6 +56,14 @@ struct ServeCommand: AsyncParsableCommand {
         if let nodes {
             _ = try Self.hostPort(nodes, option: "--nodes")
             if tlsDir == nil && !insecure { throw ValidationError("--nodes needs --tls-dir DIR (mutual TLS) or --insecure") }
+            if let tlsDir {
+                let files = WireTLSFiles(directory: tlsDir, name: "qarax-control")
+                for path in [files.caCertificatePath, files.certificatePath, files.privateKeyPath]
+                where !FileManager.default.isReadableFile(atPath: path) {
+                    throw ValidationError("--tls-dir \(tlsDir): \(path) is missing or unreadable "
+                                          + "(`qarax-control pki issue-control --dir DIR` makes it)")
+                }
+            }
         }
     }
 

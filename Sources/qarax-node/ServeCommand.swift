@@ -127,7 +127,14 @@ struct Serve: AsyncParsableCommand {
             let nodeName = name ?? ProcessInfo.processInfo.hostName
             let security: WireSecurity
             switch (tlsDir, insecure) {
-            case (let dir?, false): security = .mutualTLS(WireTLSFiles(directory: dir, name: nodeName))
+            case (let dir?, false):
+                let files = WireTLSFiles(directory: dir, name: nodeName)
+                for path in [files.caCertificatePath, files.certificatePath, files.privateKeyPath]
+                where !FileManager.default.isReadableFile(atPath: path) {
+                    throw ValidationError("--tls-dir \(dir): \(path) is missing or unreadable "
+                                          + "(`qarax-control pki issue-node \(nodeName) --dir DIR` makes it)")
+                }
+                security = .mutualTLS(files)
             case (nil, true): security = .insecurePlaintext
             case (_?, true): throw ValidationError("--tls-dir and --insecure exclude each other")
             case (nil, false): throw ValidationError("--control needs --tls-dir DIR (mutual TLS) or --insecure")
