@@ -124,12 +124,19 @@ struct NodeAgentTests {
             }
             #expect(boot.sequence > report.sequence)
 
-            var tail = WireConsoleTail()
-            tail.vm = wireID
-            tail.maxBytes = 4096
-            let console = try await connection.call(Self.request(.consoleTail(tail)))
-            guard case .console(let data) = console.result else { Issue.record("console answered \(console)"); return }
-            #expect(String(decoding: data.data, as: UTF8.self).contains("QARAX-GUEST-READY"))
+            // The guest's marker reaches the console log shortly after the start answered: ask until it is there.
+            let marker = try await within(.seconds(20), "the ready marker in the console tail") { () -> Bool in
+                var tail = WireConsoleTail()
+                tail.vm = wireID
+                tail.maxBytes = 4096
+                while true {
+                    let console = try await connection.call(Self.request(.consoleTail(tail)))
+                    guard case .console(let data) = console.result else { return false }
+                    if String(decoding: data.data, as: UTF8.self).contains("QARAX-GUEST-READY") { return true }
+                    await Task.yield()
+                }
+            }
+            #expect(marker)
 
             var stop = WireStopVM()
             stop.vm = wireID
