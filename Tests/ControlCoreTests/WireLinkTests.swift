@@ -25,8 +25,20 @@ struct WireLinkTests {
     /// A node port served for `service` until `body` returns.
     static func withNodePort<T: Sendable>(_ service: ControlService, security: WireSecurity, port: Int = 0,
                                           _ body: (WireEndpoint) async throws -> T) async throws -> T {
-        let listener = try await NodeListener.bind(
-            NodeListenerConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port), security: security), warn: { _ in })
+        let configuration = NodeListenerConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port), security: security)
+        var bound = try? await NodeListener.bind(configuration, warn: { _ in })
+        // A fixed port may briefly collide with a parallel test's ephemeral port: retry until the deadline.
+        let end = ContinuousClock.now + .seconds(20)
+        while bound == nil && port != 0 && ContinuousClock.now < end {
+            await Task.yield()
+            bound = try? await NodeListener.bind(configuration, warn: { _ in })
+        }
+        let listener: WireListener
+        if let bound {
+            listener = bound
+        } else {
+            listener = try await NodeListener.bind(configuration, warn: { _ in })
+        }
         let serving = Task { try await NodeListener.serve(listener, service: service, log: { _ in }) }
         let endpoint = WireEndpoint.tcp(host: "127.0.0.1", port: listener.port ?? port)
         // Stopping the port drops every node connection, as a daemon exiting would.

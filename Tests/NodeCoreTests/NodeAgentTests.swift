@@ -160,7 +160,14 @@ struct NodeAgentTests {
             // The control daemon goes away and comes back on the same port: the node reconnects and
             // reports its VMs as they are.
             await first.stop()
-            let second = try await ControlPort(port: port)
+            // Rebinding may briefly collide with a parallel test's ephemeral port: retry until the deadline.
+            let second = try await within(.seconds(20), "the control port \(port) bound again") { () -> ControlPort in
+                while true {
+                    if let bound = try? await ControlPort(port: port) { return bound }
+                    try Task.checkCancellation()
+                    await Task.yield()
+                }
+            }
             let again = try await second.next()
             let resync = try await Self.event(again.events, "the VM report after reconnecting") {
                 if case .inventory = $0.kind { true } else { false }
