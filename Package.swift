@@ -70,7 +70,7 @@ let package = Package(
         .target(
             name: "NodeCore",
             dependencies: [
-                "NetPlumbing", "LinuxSys", "CShims", "VMModel", "CloudHypervisorAPI",
+                "NetPlumbing", "LinuxSys", "CShims", "VMModel", "CloudHypervisorAPI", "Wire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -122,14 +122,14 @@ let package = Package(
 
         .executableTarget(
             name: "qarax-node",
-            dependencies: ["NodeCore", "LinuxSys", "VMModel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["NodeCore", "LinuxSys", "VMModel", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         // The control daemon: SQLite inventory, node registry, placement, reconciliation, REST API.
         .target(
             name: "ControlCore",
             dependencies: [
-                "VMModel",
+                "VMModel", "Wire",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -142,7 +142,7 @@ let package = Package(
 
         .executableTarget(
             name: "qarax-control",
-            dependencies: ["ControlCore", "ClusterPKI", "VMModel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ControlCore", "ClusterPKI", "VMModel", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
 
@@ -165,14 +165,14 @@ let package = Package(
         .testTarget(name: "NetPlumbingTests", dependencies: ["NetPlumbing", "LinuxSys"], swiftSettings: strict),
         .testTarget(
             name: "NodeCoreTests",
-            dependencies: ["NodeCore", "NetPlumbing", "LinuxSys", "VMModel", "CloudHypervisorAPI", "ch-sim"],
+            dependencies: ["NodeCore", "NetPlumbing", "LinuxSys", "VMModel", "CloudHypervisorAPI", "ch-sim", "Wire"],
             resources: [.copy("Golden")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "ControlCoreTests",
             dependencies: [
-                "ControlCore", "VMModel", "qarax-control",
+                "ControlCore", "VMModel", "qarax-control", "Wire", "ClusterPKI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -206,6 +206,8 @@ let package = Package(
             exclude: ["Golden"],
             swiftSettings: strict
         ),
+        // scripts/run-demo end to end with the debug binaries (real daemons, TLS, a real tiny guest).
+        .testTarget(name: "DemoTests", dependencies: ["qarax-node", "qarax-control"], swiftSettings: strict),
         .testTarget(name: "VMModelTests", dependencies: ["VMModel"], swiftSettings: strict),
         .testTarget(name: "CloudHypervisorAPITests", dependencies: ["CloudHypervisorAPI"], swiftSettings: strict),
         // The real qarax-node daemon and CLI binaries driving real VMMs (QEMU under KVM, ch-sim).

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LinuxSys
 import NodeCore
+import Wire
 
 /// `qarax-node serve`: the node daemon.
 struct Serve: AsyncParsableCommand {
@@ -14,6 +15,13 @@ struct Serve: AsyncParsableCommand {
 
             Once the socket accepts requests it prints one line starting with "qarax-node ready:".
 
+            With --control HOST:PORT the node also attaches to qarax-control over the Wire protocol \
+            with mutual TLS: --tls-dir holds the cluster CA (ca.pem) and this node's certificate and \
+            key (NAME.pem, NAME-key.pem; `qarax-control pki issue-node NAME --dir DIR`), NAME being \
+            --name (default: the host name). It reconnects with backoff after any failure, reports \
+            its inventory and all its VMs on every connect, and carries out the VM operations the \
+            control daemon sends. --insecure dials in plaintext instead (test beds only; logged loudly).
+
             The backend is cloud-hypervisor when its binary is found (PATH or \
             --cloud-hypervisor-binary), else QEMU; --hypervisor picks one explicitly.
 
@@ -21,6 +29,7 @@ struct Serve: AsyncParsableCommand {
               qarax-node serve
               qarax-node serve --hypervisor qemu --image-root /srv/images --disk-root /srv/disks
               qarax-node serve --socket /tmp/node.sock --state-dir /tmp/state --runtime-dir /tmp/run
+              qarax-node serve --control control.example:7701 --tls-dir /etc/qarax/pki --name node-1
             """
     )
 
@@ -65,6 +74,21 @@ struct Serve: AsyncParsableCommand {
                                valueName: "duration"))
     var qemuPowerdownGrace = "3s"
 
+    @Option(help: ArgumentHelp("Attach to the control daemon's node port.", valueName: "host:port"))
+    var control: String?
+
+    @Option(help: ArgumentHelp("Directory of ca.pem, NAME.pem and NAME-key.pem for the control link.", valueName: "dir"))
+    var tlsDir: String?
+
+    @Flag(help: "Dial the control daemon in plaintext, unauthenticated (test beds only; logged loudly).")
+    var insecure = false
+
+    @Option(help: ArgumentHelp("This node's name towards the control daemon (default: the host name).", valueName: "name"))
+    var name: String?
+
+    @Option(help: ArgumentHelp("How often resources and VM states are reported to the control daemon.", valueName: "duration"))
+    var reportInterval = "5s"
+
     func options() throws -> NodeDaemonOptions {
         var options = NodeDaemonOptions()
         options.socketPath = socket
@@ -92,6 +116,36 @@ struct Serve: AsyncParsableCommand {
         options.networkNamespace = networkNamespace.map(NetworkNamespace.named)
         do { options.qemuPowerdownGrace = try NodeOutput.duration(qemuPowerdownGrace, flag: "--qemu-powerdown-grace") } catch {
             throw ValidationError(error.description)
+        }
+        if let control {
+            guard let colon = control.lastIndex(of: ":"), let port = Int(control[control.index(after: colon)...]),
+                  (1...65535).contains(port), colon > control.startIndex else {
+                throw ValidationError("--control \(control.debugDescription): not HOST:PORT")
+            }
+            var host = String(control[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            let nodeName = name ?? ProcessInfo.processInfo.hostName
+            let security: WireSecurity
+            switch (tlsDir, insecure) {
+            case (let dir?, false):
+                let files = WireTLSFiles(directory: dir, name: nodeName)
+                for path in [files.caCertificatePath, files.certificatePath, files.privateKeyPath]
+                where !FileManager.default.isReadableFile(atPath: path) {
+                    throw ValidationError("--tls-dir \(dir): \(path) is missing or unreadable "
+                                          + "(`qarax-control pki issue-node \(nodeName) --dir DIR` makes it)")
+                }
+                security = .mutualTLS(files)
+            case (nil, true): security = .insecurePlaintext
+            case (_?, true): throw ValidationError("--tls-dir and --insecure exclude each other")
+            case (nil, false): throw ValidationError("--control needs --tls-dir DIR (mutual TLS) or --insecure")
+            }
+            var agent = NodeAgentConfiguration(endpoint: .tcp(host: host, port: port), security: security, name: nodeName)
+            do { agent.reportInterval = try NodeOutput.duration(reportInterval, flag: "--report-interval") } catch {
+                throw ValidationError(error.description)
+            }
+            options.control = agent
+        } else if tlsDir != nil || insecure || name != nil {
+            throw ValidationError("--tls-dir, --insecure and --name need --control HOST:PORT")
         }
         return options
     }

@@ -1,5 +1,6 @@
 import Foundation
 public import LinuxSys
+import Wire
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -25,6 +26,8 @@ public struct NodeDaemonOptions: Sendable {
     public var qemuPowerdownGrace: Duration = .seconds(3)
     /// PATH used to find VMM binaries not given explicitly.
     public var searchPath: String = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+    /// The control daemon to attach to (`--control`); `nil`: local socket only.
+    public var control: NodeAgentConfiguration?
 
     public init() {}
 }
@@ -103,10 +106,21 @@ public enum NodeDaemon {
         server.start()
         var line = "qarax-node ready: socket=\(options.socketPath) backend=\(backend.kind.rawValue) binary=\(backend.binary) pid=\(getpid())"
         line += " adopted=\(recovery.adopted.count) orphaned=\(recovery.orphaned.count) reaped_links=\(recovery.reapedLinks.count)"
+        if let control = options.control { line += " control=\(control.endpoint) name=\(control.name)" }
         ready(line)
         for problem in recovery.problems { ready("qarax-node recovery: \(problem)") }
+        let agent = options.control.map { control in
+            let backends = NodeInventoryProbe.Backends(active: backend.kind, activeBinary: backend.binary,
+                                                       searchPath: options.searchPath)
+            return NodeAgent(service: NodeService(runtime: runtime), configuration: control,
+                             inventory: { await NodeInventoryProbe.probe(backends: backends) },
+                             log: { ready("qarax-node agent: \($0)") })
+        }
+        let agentTask = agent.map { agent in Task { await agent.run() } }
         let received = await signals.next()
         ready("qarax-node: signal \(received): stopping (VMs keep running)")
+        agentTask?.cancel()
+        await agentTask?.value
         await HostPreparation.onHostThread { server.stop() }
         await runtime.detach()
     }
