@@ -213,7 +213,7 @@ let package = Package(
         // The real qarax-node daemon and CLI binaries driving real VMMs (QEMU under KVM, ch-sim).
         .testTarget(
             name: "NodeE2ETests",
-            dependencies: ["NodeCore", "NetPlumbing", "LinuxSys", "qarax-node", "ch-sim"],
+            dependencies: ["NodeCore", "NetPlumbing", "LinuxSys", "Wire", "qarax-node", "ch-sim"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -49,11 +49,14 @@ public protocol WireMappableError: Error {
     var wireField: String { get }
     /// The errno behind a `.system` error, or 0.
     var wireErrno: Int32 { get }
+    /// Every problem of an invalid input, field by field (`[]` when not about input fields).
+    var wireProblems: [WireFieldProblem] { get }
 }
 
 extension WireMappableError {
     public var wireField: String { "" }
     public var wireErrno: Int32 { 0 }
+    public var wireProblems: [WireFieldProblem] { [] }
 }
 
 /// The one mapping from errors to wire error responses.
@@ -62,7 +65,9 @@ public enum WireErrorMapping {
     public static func response(for error: any Error) -> WireErrorResponse {
         switch error {
         case let e as any WireMappableError:
-            return make(e.wireCode, e.wireMessage, field: e.wireField, errno: e.wireErrno)
+            var response = make(e.wireCode, e.wireMessage, field: e.wireField, errno: e.wireErrno)
+            response.problems = e.wireProblems
+            return response
         case let e as WireError:
             switch e {
             case .remote(let response): return response

@@ -2,45 +2,52 @@ import Foundation
 @testable import NodeCore
 import Testing
 import VMModel
+import Wire
 
-@Suite("node service: interim framed protocol, CLI flags, output")
+@Suite("node service: Wire mapping of the local socket, CLI flags, output")
 struct NodeServiceProtocolTests {
     static let spec = VMSpec(name: "web1", cpus: CPUSpec(bootVCPUs: 2), memory: MemorySpec(size: .mebibytes(256)),
                              payload: PayloadSpec(kernel: "/images/vmlinux", cmdline: "console=ttyS0"))
 
-    @Test("requests round-trip through a frame: 4-byte big-endian length, then JSON", arguments: [
+    @Test("requests round-trip through Wire requests, encoded and decoded", arguments: [
         NodeRequest.create(spec: spec), .start(name: "web1"), .stop(name: "web1"), .pause(name: "a"), .resume(name: "a"),
         .reboot(name: "a"), .powerButton(name: "a"), .delete(name: "a"), .info(name: "a"), .list,
-        .console(name: "a", offset: 42, follow: true),
+        .console(name: "a", offset: 42, follow: true), .console(name: "a", offset: 0, follow: false),
     ])
     func requestRoundTrip(request: NodeRequest) throws {
-        let frame = try NodeProtocol.frame(request)
-        let length = try NodeProtocol.bodyLength(header: Array(frame.prefix(4)))
-        #expect(length == frame.count - 4)
-        #expect(try NodeProtocol.decode(NodeRequest.self, body: Array(frame.dropFirst(4))) == request)
+        let bytes: [UInt8] = try NodeClient.wireRequest(request).serializedBytes()
+        #expect(try NodeWireMapping.request(WireRequest(serializedBytes: bytes)) == request)
     }
 
-    @Test("responses round-trip, console bytes included")
+    @Test("responses round-trip through Wire, every VM report field and console bytes included")
     func responseRoundTrip() throws {
-        let report = VMReport(id: "w", name: "w", backend: "qemu", state: "Running", failure: nil, pid: 42, vmmState: "running",
-                              vcpus: 1, memoryBytes: 1 << 26, nics: 1, disks: 0, runtimeDirectory: "/r", serialLog: "/r/serial.log")
-        let error = NodeServiceError(code: .invalidSpec, message: "invalid vm specification",
-                                     problems: [FieldProblem(field: "nics[1].mtu", reason: "70000 is above 65535")])
+        let report = VMReport(id: "w", name: "w", backend: "qemu", state: "Failing", failure: "the VMM died", pid: 42,
+                              vmmState: "running", vcpus: 3, memoryBytes: 1 << 26, nics: 1, disks: 2,
+                              runtimeDirectory: "/r", serialLog: "/r/serial.log")
         for response in [NodeResponse.ok, .vm(report), .vms([report, report]),
-                         .console(offset: 3, next: 6, bytes: Data([0, 0xff, 0x0a])), .error(error)] {
-            let frame = try NodeProtocol.frame(response)
-            #expect(try NodeProtocol.decode(NodeResponse.self, body: Array(frame.dropFirst(4))) == response)
+                         .console(offset: 3, next: 6, bytes: Data([0, 0xff, 0x0a]))] {
+            let bytes: [UInt8] = try NodeWireMapping.response(response).serializedBytes()
+            #expect(NodeWireMapping.nodeResponse(try WireResponse(serializedBytes: bytes)) == response)
         }
-        let json = String(decoding: try NodeProtocol.frame(NodeResponse.vm(report)).dropFirst(4), as: UTF8.self)
-        #expect(json.contains("\"pid\":42") && json.contains("\"serial_log\""))
+        var bare = report
+        (bare.failure, bare.pid, bare.vmmState) = (nil, nil, nil)
+        let bytes: [UInt8] = try NodeWireMapping.response(.vm(bare)).serializedBytes()
+        #expect(NodeWireMapping.nodeResponse(try WireResponse(serializedBytes: bytes)) == .vm(bare))
     }
 
-    @Test("frames above 1 MiB are refused on both sides")
-    func frameLimit() throws {
-        #expect(throws: NodeFrameError.tooLarge((1 << 20) + 1)) { try NodeProtocol.bodyLength(header: [0, 0x10, 0, 1]) }
-        #expect(try NodeProtocol.bodyLength(header: [0, 0x10, 0, 0]) == 1 << 20)
-        let huge = NodeResponse.console(offset: 0, next: 0, bytes: Data(count: 1 << 20))
-        #expect(throws: NodeFrameError.self) { try NodeProtocol.frame(huge) }
+    @Test("service errors cross Wire with their code and every field problem")
+    func errorRoundTrip() throws {
+        let errors = [
+            NodeServiceError(code: .invalidSpec, message: "invalid vm specification",
+                             problems: [FieldProblem(field: "nics[1].mtu", reason: "70000 is above 65535"),
+                                        FieldProblem(field: "memory.size", reason: "not a multiple of 2 MiB")]),
+            NodeServiceError(code: .notFound, message: "no vm named 'x'"),
+            NodeServiceError(code: .alreadyExists, message: "a vm named 'x' exists"),
+        ]
+        for error in errors {
+            let bytes: [UInt8] = try WireErrorMapping.response(for: error).serializedBytes()
+            #expect(NodeServiceError(try WireErrorResponse(serializedBytes: bytes)) == error)
+        }
     }
 
     @Test("node errors map to service errors with stable codes and field paths")
@@ -127,13 +134,13 @@ struct NodeServiceProtocolTests {
     }
 }
 
-@Suite("node socket server log lines")
+@Suite("node local socket log lines")
 struct NodeServerLogTests {
     @Test("changes and refusals are logged, successful reads are not")
     func lines() {
-        #expect(NodeSocketServer.logLine(.start(name: "web1"), .ok, elapsed: .milliseconds(152)) == "vm start web1: ok (0.152 s)")
+        #expect(NodeLocalServer.logLine(.start(name: "web1"), .ok, elapsed: .milliseconds(152)) == "vm start web1: ok (0.152 s)")
         let refusal = NodeResponse.error(NodeServiceError(code: .notFound, message: "no vm named 'x'"))
-        #expect(NodeSocketServer.logLine(.info(name: "x"), refusal, elapsed: .zero) == "vm info x: not_found: no vm named 'x' (0.000 s)")
-        #expect(NodeSocketServer.logLine(.list, .vms([]), elapsed: .zero) == nil)
+        #expect(NodeLocalServer.logLine(.info(name: "x"), refusal, elapsed: .zero) == "vm info x: not_found: no vm named 'x' (0.000 s)")
+        #expect(NodeLocalServer.logLine(.list, .vms([]), elapsed: .zero) == nil)
     }
 }

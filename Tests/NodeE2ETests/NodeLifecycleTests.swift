@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import LinuxSys
 import NodeCore
+import Wire
 import Testing
 
 /// The real `qarax-node serve` and CLI binaries driving the tiny guest on both backends: QEMU under
@@ -122,23 +123,33 @@ struct NodeLifecycleTests {
         let flag = await serve.cli("vm", "create", "--name", "x", "--kernel", serve.kernel, "--net", "tap,parent=eth0")
         #expect(flag.status != 0 && flag.stderr.contains("--net \"tap,parent=eth0\""), "\(flag)")
 
-        // The socket is root-only; a frame above 1 MiB is refused with an error frame.
+        // The socket is root-only; a Wire frame announcing more than 1 MiB is refused with a
+        // Goodbye carrying a PROTOCOL error, and the daemon goes on serving.
         var info = stat()
         #expect(stat(serve.socket, &info) == 0 && info.st_mode & 0o777 == 0o600)
         let socket = serve.socket
         let refusal = await onThread { () -> String in
             guard let connection = try? UnixSocket.connect(path: socket) else { return "no connection" }
-            do {
-                try FrameIO.write(connection, [0x00, 0x20, 0x00, 0x00])
-                FrameIO.setReceiveTimeout(connection, .seconds(10))
-                guard let body = try FrameIO.readFrame(connection) else { return "closed" }
-                guard case .error(let error) = try NodeProtocol.decode(NodeResponse.self, body: body) else { return "not an error" }
-                return "\(error.code.rawValue): \(error.message)"
-            } catch {
-                return "\(error)"
+            // Magic "QXWR", frame version 1, type hello, flags 0, request id 0, payload 2 MiB.
+            var header: [UInt8] = [0x51, 0x58, 0x57, 0x52, 1, 1, 0, 0]
+            header += [UInt8](repeating: 0, count: 8) + [0x00, 0x20, 0x00, 0x00]
+            let sent = header.withUnsafeBytes { Glibc.send(connection.rawValue, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard sent == header.count else { return "send failed" }
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            _ = setsockopt(connection.rawValue, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var received: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = chunk.withUnsafeMutableBytes { recv(connection.rawValue, $0.baseAddress, $0.count, 0) }
+                guard count > 0 else { break }
+                received += chunk.prefix(count)
             }
+            guard received.count >= 20, received[5] == 9 else { return "no goodbye: \(received.prefix(20))" }
+            guard let goodbye = try? WireGoodbye(serializedBytes: Array(received[20...])) else { return "bad goodbye" }
+            return "\(goodbye.reason.code): \(goodbye.reason.message)"
         }
-        #expect(refusal == "invalid_request: frame of 2097152 bytes is above the 1048576-byte limit", "\(refusal)")
+        #expect(refusal.hasPrefix("protocol: ") && refusal.contains("2097172"), "\(refusal)")
+        #expect(await serve.cli("vm", "list").status == 0)
 
         #expect(await serve.cli("vm", "delete", name).status == 0)
         #expect(Host.files(under: serve.runtimeRoot).isEmpty)

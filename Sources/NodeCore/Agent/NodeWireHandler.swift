@@ -37,7 +37,7 @@ public struct NodeWireHandler: WireRequestHandler {
                 }
             }
             return response
-        case .consoleTail(let tail):
+        case .consoleTail(let tail) where !tail.hasOffset:
             return try await consoleTail(vm: tail.vm, maxBytes: Int(tail.maxBytes))
         case .nodeInfo:
             var response = WireResponse()

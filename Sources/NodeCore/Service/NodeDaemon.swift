@@ -96,24 +96,28 @@ public enum NodeDaemon {
         } catch {
             throw NodeDaemonError("open the node state: \(error)")
         }
-        let server: NodeSocketServer
+        let backends = NodeInventoryProbe.Backends(active: backend.kind, activeBinary: backend.binary,
+                                                   searchPath: options.searchPath)
+        let inventory: @Sendable () async -> WireNodeInventory = { await NodeInventoryProbe.probe(backends: backends) }
+        let server: NodeLocalServer
         do {
-            server = try NodeSocketServer(path: options.socketPath, service: NodeService(runtime: runtime), log: ready)
+            let local = WireLocalIdentity(role: .node, name: ProcessInfo.processInfo.hostName,
+                                          softwareVersion: NodeVersion.current)
+            server = try await NodeLocalServer(
+                path: options.socketPath,
+                handler: NodeWireHandler(service: NodeService(runtime: runtime), inventory: inventory),
+                local: local, log: ready)
         } catch {
             await runtime.detach()
             throw NodeDaemonError("listen on \(options.socketPath): \(error)")
         }
-        server.start()
         var line = "qarax-node ready: socket=\(options.socketPath) backend=\(backend.kind.rawValue) binary=\(backend.binary) pid=\(getpid())"
         line += " adopted=\(recovery.adopted.count) orphaned=\(recovery.orphaned.count) reaped_links=\(recovery.reapedLinks.count)"
         if let control = options.control { line += " control=\(control.endpoint) name=\(control.name)" }
         ready(line)
         for problem in recovery.problems { ready("qarax-node recovery: \(problem)") }
         let agent = options.control.map { control in
-            let backends = NodeInventoryProbe.Backends(active: backend.kind, activeBinary: backend.binary,
-                                                       searchPath: options.searchPath)
-            return NodeAgent(service: NodeService(runtime: runtime), configuration: control,
-                             inventory: { await NodeInventoryProbe.probe(backends: backends) },
+            NodeAgent(service: NodeService(runtime: runtime), configuration: control, inventory: inventory,
                              log: { ready("qarax-node agent: \($0)") })
         }
         let agentTask = agent.map { agent in Task { await agent.run() } }
@@ -121,7 +125,7 @@ public enum NodeDaemon {
         ready("qarax-node: signal \(received): stopping (VMs keep running)")
         agentTask?.cancel()
         await agentTask?.value
-        await HostPreparation.onHostThread { server.stop() }
+        await server.stop()
         await runtime.detach()
     }
 }

@@ -13,8 +13,13 @@ public struct NodeService: Sendable {
         self.runtime = runtime
     }
 
-    /// Handles one request. A followed console is answered here with its first chunk; transports
-    /// stream the rest with ``consoleChunk(name:offset:)``.
+    /// The most console bytes in one answer.
+    public static let consoleChunkLimit = 512 << 10
+    /// How long a followed console request with nothing new waits for the log to grow.
+    public static let followWait: Duration = .seconds(5)
+
+    /// Handles one request. A followed console with nothing new waits (at most ``followWait``) for
+    /// the log to grow before answering.
     public func handle(_ request: NodeRequest) async -> NodeResponse {
         do throws(NodeError) {
             switch request {
@@ -50,10 +55,14 @@ public struct NodeService: Sendable {
                     reports.append(await report(try await runtime.vm(status.id)))
                 }
                 return .vms(reports)
-            case .console(let name, let offset, _):
+            case .console(let name, let offset, let follow):
                 guard offset >= 0 else {
                     return .error(NodeServiceError(code: .invalidRequest, message: "console offset \(offset) is negative"))
                 }
+                let chunk = try await consoleChunk(name: name, offset: offset)
+                guard follow, case .console(_, _, let bytes) = chunk, bytes.isEmpty else { return chunk }
+                let path = try await serialLog(of: name)
+                await HostPreparation.onHostThread { ConsoleGrowth.wait(path: path, beyond: offset, limit: Self.followWait) }
                 return try await consoleChunk(name: name, offset: offset)
             }
         } catch {
@@ -61,11 +70,11 @@ public struct NodeService: Sendable {
         }
     }
 
-    /// The console log of `name` from `offset` (at most ``NodeProtocol/consoleChunkLimit`` bytes),
+    /// The console log of `name` from `offset` (at most ``consoleChunkLimit`` bytes),
     /// read on a dedicated thread.
     public func consoleChunk(name: String, offset: Int64) async throws(NodeError) -> NodeResponse {
         let path = await (try runtime.vm(name)).status.serialLog
-        let bytes = await HostPreparation.onHostThread { Self.read(path: path, offset: offset, limit: NodeProtocol.consoleChunkLimit) }
+        let bytes = await HostPreparation.onHostThread { Self.read(path: path, offset: offset, limit: Self.consoleChunkLimit) }
         return .console(offset: offset, next: offset + Int64(bytes.count), bytes: bytes)
     }
 

@@ -449,9 +449,49 @@ public nonisolated struct WireVMStatus: Sendable {
   /// the VMSpec the VM was created from (VMModel JSON)
   public var specJson: Data = Data()
 
+  /// why the VM failed (FAILED, or failing)
+  public var failure: String {
+    get {_failure ?? String()}
+    set {_failure = newValue}
+  }
+  /// Returns true if `failure` has been explicitly set.
+  public var hasFailure: Bool {self._failure != nil}
+  /// Clears the value of `failure`. Subsequent reads from it will return its default value.
+  public mutating func clearFailure() {self._failure = nil}
+
+  /// the VMM's own state name, when it answered
+  public var vmmState: String {
+    get {_vmmState ?? String()}
+    set {_vmmState = newValue}
+  }
+  /// Returns true if `vmmState` has been explicitly set.
+  public var hasVmmState: Bool {self._vmmState != nil}
+  /// Clears the value of `vmmState`. Subsequent reads from it will return its default value.
+  public mutating func clearVmmState() {self._vmmState = nil}
+
+  /// boot vCPUs
+  public var vcpus: UInt32 = 0
+
+  public var memoryBytes: UInt64 = 0
+
+  public var nics: UInt32 = 0
+
+  public var disks: UInt32 = 0
+
+  public var runtimeDirectory: String = String()
+
+  /// the serial console log's path on the node
+  public var serialLog: String = String()
+
+  /// the node's exact state name ("Running", "Failing"…)
+  public var nodeState: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _failure: String? = nil
+  fileprivate var _vmmState: String? = nil
 }
 
 public nonisolated struct WireRequest: Sendable {
@@ -581,6 +621,15 @@ public nonisolated struct WireRequest: Sendable {
     set {op = .nodeInfo(newValue)}
   }
 
+  /// press the ACPI power button (the guest decides)
+  public var powerButton: WireVMRef {
+    get {
+      if case .powerButton(let v)? = op {return v}
+      return WireVMRef()
+    }
+    set {op = .powerButton(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Op: Equatable, Sendable {
@@ -599,6 +648,8 @@ public nonisolated struct WireRequest: Sendable {
     case addDisk(WireAddDisk)
     case removeDisk(WireRemoveDevice)
     case nodeInfo(WireNodeInfoRequest)
+    /// press the ACPI power button (the guest decides)
+    case powerButton(WireVMRef)
 
   }
 
@@ -683,9 +734,24 @@ public nonisolated struct WireConsoleTail: Sendable {
   /// capped by the node
   public var maxBytes: UInt32 = 0
 
+  /// read from this byte on instead of the tail
+  public var offset: UInt64 {
+    get {_offset ?? 0}
+    set {_offset = newValue}
+  }
+  /// Returns true if `offset` has been explicitly set.
+  public var hasOffset: Bool {self._offset != nil}
+  /// Clears the value of `offset`. Subsequent reads from it will return its default value.
+  public mutating func clearOffset() {self._offset = nil}
+
+  /// with offset: wait (bounded) for new bytes when none yet
+  public var follow: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _offset: UInt64? = nil
 }
 
 public nonisolated struct WireAddNIC: Sendable {
@@ -856,6 +922,12 @@ public nonisolated struct WireConsoleData: Sendable {
   /// older output was dropped
   public var truncated: Bool = false
 
+  /// the log offset of the first byte of data
+  public var offset: UInt64 = 0
+
+  /// the offset to ask for next
+  public var next: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -889,6 +961,23 @@ public nonisolated struct WireErrorResponse: Sendable {
 
   /// set for ERROR_CODE_SYSTEM
   public var errno: Int32 = 0
+
+  /// every problem of an invalid input, field by field
+  public var problems: [WireFieldProblem] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct WireFieldProblem: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var field: String = String()
+
+  public var reason: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1585,7 +1674,7 @@ nonisolated extension WireBridge: SwiftProtobuf.Message, SwiftProtobuf._MessageI
 
 nonisolated extension WireVMStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VMStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}state\0\u{3}vmm_pid\0\u{1}backend\0\u{3}state_since_unix_ms\0\u{3}spec_json\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}state\0\u{3}vmm_pid\0\u{1}backend\0\u{3}state_since_unix_ms\0\u{3}spec_json\0\u{1}failure\0\u{3}vmm_state\0\u{1}vcpus\0\u{3}memory_bytes\0\u{1}nics\0\u{1}disks\0\u{3}runtime_directory\0\u{3}serial_log\0\u{3}node_state\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1600,12 +1689,25 @@ nonisolated extension WireVMStatus: SwiftProtobuf.Message, SwiftProtobuf._Messag
       case 5: try { try decoder.decodeSingularStringField(value: &self.backend) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.stateSinceUnixMs) }()
       case 7: try { try decoder.decodeSingularBytesField(value: &self.specJson) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self._failure) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self._vmmState) }()
+      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.vcpus) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.memoryBytes) }()
+      case 12: try { try decoder.decodeSingularUInt32Field(value: &self.nics) }()
+      case 13: try { try decoder.decodeSingularUInt32Field(value: &self.disks) }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.runtimeDirectory) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.serialLog) }()
+      case 16: try { try decoder.decodeSingularStringField(value: &self.nodeState) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.id.isEmpty {
       try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
     }
@@ -1627,6 +1729,33 @@ nonisolated extension WireVMStatus: SwiftProtobuf.Message, SwiftProtobuf._Messag
     if !self.specJson.isEmpty {
       try visitor.visitSingularBytesField(value: self.specJson, fieldNumber: 7)
     }
+    try { if let v = self._failure {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 8)
+    } }()
+    try { if let v = self._vmmState {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 9)
+    } }()
+    if self.vcpus != 0 {
+      try visitor.visitSingularUInt32Field(value: self.vcpus, fieldNumber: 10)
+    }
+    if self.memoryBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.memoryBytes, fieldNumber: 11)
+    }
+    if self.nics != 0 {
+      try visitor.visitSingularUInt32Field(value: self.nics, fieldNumber: 12)
+    }
+    if self.disks != 0 {
+      try visitor.visitSingularUInt32Field(value: self.disks, fieldNumber: 13)
+    }
+    if !self.runtimeDirectory.isEmpty {
+      try visitor.visitSingularStringField(value: self.runtimeDirectory, fieldNumber: 14)
+    }
+    if !self.serialLog.isEmpty {
+      try visitor.visitSingularStringField(value: self.serialLog, fieldNumber: 15)
+    }
+    if !self.nodeState.isEmpty {
+      try visitor.visitSingularStringField(value: self.nodeState, fieldNumber: 16)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1638,6 +1767,15 @@ nonisolated extension WireVMStatus: SwiftProtobuf.Message, SwiftProtobuf._Messag
     if lhs.backend != rhs.backend {return false}
     if lhs.stateSinceUnixMs != rhs.stateSinceUnixMs {return false}
     if lhs.specJson != rhs.specJson {return false}
+    if lhs._failure != rhs._failure {return false}
+    if lhs._vmmState != rhs._vmmState {return false}
+    if lhs.vcpus != rhs.vcpus {return false}
+    if lhs.memoryBytes != rhs.memoryBytes {return false}
+    if lhs.nics != rhs.nics {return false}
+    if lhs.disks != rhs.disks {return false}
+    if lhs.runtimeDirectory != rhs.runtimeDirectory {return false}
+    if lhs.serialLog != rhs.serialLog {return false}
+    if lhs.nodeState != rhs.nodeState {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1645,7 +1783,7 @@ nonisolated extension WireVMStatus: SwiftProtobuf.Message, SwiftProtobuf._Messag
 
 nonisolated extension WireRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}create\0\u{1}start\0\u{1}stop\0\u{1}pause\0\u{1}resume\0\u{1}reboot\0\u{1}delete\0\u{1}info\0\u{1}list\0\u{3}console_tail\0\u{3}add_nic\0\u{3}remove_nic\0\u{3}add_disk\0\u{3}remove_disk\0\u{3}node_info\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}create\0\u{1}start\0\u{1}stop\0\u{1}pause\0\u{1}resume\0\u{1}reboot\0\u{1}delete\0\u{1}info\0\u{1}list\0\u{3}console_tail\0\u{3}add_nic\0\u{3}remove_nic\0\u{3}add_disk\0\u{3}remove_disk\0\u{3}node_info\0\u{3}power_button\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1848,6 +1986,19 @@ nonisolated extension WireRequest: SwiftProtobuf.Message, SwiftProtobuf._Message
           self.op = .nodeInfo(v)
         }
       }()
+      case 16: try {
+        var v: WireVMRef?
+        var hadOneofValue = false
+        if let current = self.op {
+          hadOneofValue = true
+          if case .powerButton(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.op = .powerButton(v)
+        }
+      }()
       default: break
       }
     }
@@ -1918,6 +2069,10 @@ nonisolated extension WireRequest: SwiftProtobuf.Message, SwiftProtobuf._Message
     case .nodeInfo?: try {
       guard case .nodeInfo(let v)? = self.op else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    }()
+    case .powerButton?: try {
+      guard case .powerButton(let v)? = self.op else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
     }()
     case nil: break
     }
@@ -2072,7 +2227,7 @@ nonisolated extension WireListVMs: SwiftProtobuf.Message, SwiftProtobuf._Message
 
 nonisolated extension WireConsoleTail: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ConsoleTail"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vm\0\u{3}max_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vm\0\u{3}max_bytes\0\u{1}offset\0\u{1}follow\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2082,17 +2237,29 @@ nonisolated extension WireConsoleTail: SwiftProtobuf.Message, SwiftProtobuf._Mes
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.vm) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.maxBytes) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self._offset) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.follow) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.vm.isEmpty {
       try visitor.visitSingularStringField(value: self.vm, fieldNumber: 1)
     }
     if self.maxBytes != 0 {
       try visitor.visitSingularUInt32Field(value: self.maxBytes, fieldNumber: 2)
+    }
+    try { if let v = self._offset {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 3)
+    } }()
+    if self.follow != false {
+      try visitor.visitSingularBoolField(value: self.follow, fieldNumber: 4)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2100,6 +2267,8 @@ nonisolated extension WireConsoleTail: SwiftProtobuf.Message, SwiftProtobuf._Mes
   public static func ==(lhs: WireConsoleTail, rhs: WireConsoleTail) -> Bool {
     if lhs.vm != rhs.vm {return false}
     if lhs.maxBytes != rhs.maxBytes {return false}
+    if lhs._offset != rhs._offset {return false}
+    if lhs.follow != rhs.follow {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2415,7 +2584,7 @@ nonisolated extension WireVMList: SwiftProtobuf.Message, SwiftProtobuf._MessageI
 
 nonisolated extension WireConsoleData: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ConsoleData"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0\u{1}truncated\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0\u{1}truncated\0\u{1}offset\0\u{1}next\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2425,6 +2594,8 @@ nonisolated extension WireConsoleData: SwiftProtobuf.Message, SwiftProtobuf._Mes
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularBytesField(value: &self.data) }()
       case 2: try { try decoder.decodeSingularBoolField(value: &self.truncated) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.offset) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.next) }()
       default: break
       }
     }
@@ -2437,12 +2608,20 @@ nonisolated extension WireConsoleData: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if self.truncated != false {
       try visitor.visitSingularBoolField(value: self.truncated, fieldNumber: 2)
     }
+    if self.offset != 0 {
+      try visitor.visitSingularUInt64Field(value: self.offset, fieldNumber: 3)
+    }
+    if self.next != 0 {
+      try visitor.visitSingularUInt64Field(value: self.next, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: WireConsoleData, rhs: WireConsoleData) -> Bool {
     if lhs.data != rhs.data {return false}
     if lhs.truncated != rhs.truncated {return false}
+    if lhs.offset != rhs.offset {return false}
+    if lhs.next != rhs.next {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2485,7 +2664,7 @@ nonisolated extension WireDeviceAdded: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension WireErrorResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ErrorResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}message\0\u{1}field\0\u{1}errno\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}message\0\u{1}field\0\u{1}errno\0\u{1}problems\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2497,6 +2676,7 @@ nonisolated extension WireErrorResponse: SwiftProtobuf.Message, SwiftProtobuf._M
       case 2: try { try decoder.decodeSingularStringField(value: &self.message) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.field) }()
       case 4: try { try decoder.decodeSingularInt32Field(value: &self.errno) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.problems) }()
       default: break
       }
     }
@@ -2515,6 +2695,9 @@ nonisolated extension WireErrorResponse: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.errno != 0 {
       try visitor.visitSingularInt32Field(value: self.errno, fieldNumber: 4)
     }
+    if !self.problems.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.problems, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2523,6 +2706,42 @@ nonisolated extension WireErrorResponse: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.message != rhs.message {return false}
     if lhs.field != rhs.field {return false}
     if lhs.errno != rhs.errno {return false}
+    if lhs.problems != rhs.problems {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension WireFieldProblem: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FieldProblem"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}field\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.field) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.field.isEmpty {
+      try visitor.visitSingularStringField(value: self.field, fieldNumber: 1)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: WireFieldProblem, rhs: WireFieldProblem) -> Bool {
+    if lhs.field != rhs.field {return false}
+    if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -16,9 +16,9 @@ public enum NodeRequest: Codable, Hashable, Sendable {
     case delete(name: String)
     case info(name: String)
     case list
-    /// The serial console log from byte `offset` on, at most ``NodeProtocol/consoleChunkLimit``
-    /// bytes per answer. With `follow`, the answer is a stream of `console` frames, each sent when
-    /// the log grows, until the client closes the connection or the VM is deleted.
+    /// The serial console log from byte `offset` on, at most ``NodeService/consoleChunkLimit``
+    /// bytes per answer. With `follow`, an answer with no bytes yet waits (bounded by
+    /// ``NodeService/followWait``) for the log to grow: clients follow by asking again from `next`.
     case console(name: String, offset: Int64, follow: Bool)
 }
 
@@ -136,67 +136,4 @@ public enum NodeResponse: Codable, Hashable, Sendable {
     /// Console bytes starting at `offset`; `next` is the offset to ask for next.
     case console(offset: Int64, next: Int64, bytes: Data)
     case error(NodeServiceError)
-}
-
-/// The interim local protocol of `qarax-node serve` on its Unix socket, until the Wire protocol
-/// replaces it: each message is one frame, a 4-byte big-endian length followed by that many bytes
-/// of JSON (a ``NodeRequest`` from the client, a ``NodeResponse`` from the node), at most
-/// ``maxFrameBytes``. One request per connection; the node answers with one frame, or a stream of
-/// frames for a followed console, then closes.
-public enum NodeProtocol {
-    public static let maxFrameBytes = 1 << 20
-    /// The most console bytes in one answer.
-    public static let consoleChunkLimit = 512 << 10
-
-    /// The frame carrying `message`.
-    public static func frame<T: Encodable>(_ message: T) throws(NodeFrameError) -> [UInt8] {
-        let body: Data
-        do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            body = try encoder.encode(message)
-        } catch {
-            throw .encoding("\(error)")
-        }
-        guard body.count <= maxFrameBytes else { throw .tooLarge(body.count) }
-        let length = UInt32(body.count)
-        return [UInt8(length >> 24), UInt8((length >> 16) & 0xff), UInt8((length >> 8) & 0xff), UInt8(length & 0xff)] + body
-    }
-
-    /// The body length announced by a 4-byte header.
-    public static func bodyLength(header: [UInt8]) throws(NodeFrameError) -> Int {
-        guard header.count == 4 else { throw .truncated }
-        let length = Int(header[0]) << 24 | Int(header[1]) << 16 | Int(header[2]) << 8 | Int(header[3])
-        guard length <= maxFrameBytes else { throw .tooLarge(length) }
-        return length
-    }
-
-    public static func decode<T: Decodable>(_ type: T.Type, body: [UInt8]) throws(NodeFrameError) -> T {
-        do {
-            return try JSONDecoder().decode(type, from: Data(body))
-        } catch let error as DecodingError {
-            throw .decoding(SpecDecodingError(error).description)
-        } catch {
-            throw .decoding("\(error)")
-        }
-    }
-}
-
-/// Why a frame could not be read, written or understood.
-public enum NodeFrameError: Error, Hashable, Sendable, CustomStringConvertible {
-    case tooLarge(Int)
-    case truncated
-    case encoding(String)
-    case decoding(String)
-    case io(String)
-
-    public var description: String {
-        switch self {
-        case .tooLarge(let size): "frame of \(size) bytes is above the \(NodeProtocol.maxFrameBytes)-byte limit"
-        case .truncated: "the connection ended in the middle of a frame"
-        case .encoding(let reason): "cannot encode the message: \(reason)"
-        case .decoding(let reason): "cannot decode the message: \(reason)"
-        case .io(let reason): reason
-        }
-    }
 }
