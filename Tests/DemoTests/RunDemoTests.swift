@@ -41,7 +41,7 @@ struct RunDemoTests {
         }
         try process.run()
         let deadline = Task {
-            try await Task.sleep(for: .seconds(600))
+            try await Task.sleep(for: .seconds(600))  // allowed: deadline timer, not a wait
             kill(process.processIdentifier, SIGTERM)
         }
         defer { deadline.cancel() }

@@ -11,7 +11,7 @@ func withDeadline<T: Sendable>(_ seconds: Int = 20, _ what: String = "condition"
     try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask { try await body() }
         group.addTask {
-            try await Task.sleep(for: .seconds(seconds))
+            try await Task.sleep(for: .seconds(seconds))  // allowed: deadline timer, not a wait
             return nil
         }
         defer { group.cancelAll() }
