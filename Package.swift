@@ -152,9 +152,22 @@ let package = Package(
             dependencies: ["NodeCore", "LinuxSys", "VMModel", "CloudHypervisorAPI"],
             swiftSettings: strict
         ),
+        // The control-plane scale harness: simulated Wire nodes, API load, the discard baseline.
+        .target(
+            name: "ControlBench",
+            dependencies: [
+                "ControlCore", "Wire", "ClusterPKI", "VMModel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "qarax-bench",
-            dependencies: ["BenchCore", "NodeCore", "VMModel", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["BenchCore", "ControlBench", "NodeCore", "VMModel", "Wire",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
 
@@ -202,7 +215,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BenchCoreTests",
-            dependencies: ["BenchCore", "NodeCore", "VMModel", "qarax-bench", "ch-sim"],
+            dependencies: ["BenchCore", "ControlBench", "NodeCore", "VMModel", "qarax-bench", "ch-sim", "qarax-control"],
             exclude: ["Golden"],
             swiftSettings: strict
         ),

@@ -19,6 +19,9 @@ public struct WireConnectionConfiguration: Sendable {
     public var eventBufferSize: Int
     /// Time for the Hello / HelloAck exchange (and the TLS handshake before it).
     public var handshakeTimeout: Duration
+    /// Hears the round trip of each of this side's heartbeats (Heartbeat → HeartbeatAck), on the
+    /// connection's event loop: keep it short.
+    public var heartbeatRoundTrip: (@Sendable (Duration) -> Void)?
 
     public init(
         maxFrameSize: Int = WireFormat.defaultMaxFrameSize,
@@ -29,7 +32,8 @@ public struct WireConnectionConfiguration: Sendable {
         heartbeatInterval: Duration? = .seconds(5),
         missedHeartbeatLimit: Int = 3,
         eventBufferSize: Int = 1024,
-        handshakeTimeout: Duration = .seconds(10)
+        handshakeTimeout: Duration = .seconds(10),
+        heartbeatRoundTrip: (@Sendable (Duration) -> Void)? = nil
     ) {
         precondition(maxFrameSize >= WireFormat.headerSize && maxOutgoingInFlight > 0 && maxQueuedCalls >= 0
                      && maxIncomingInFlight > 0 && missedHeartbeatLimit > 0 && eventBufferSize > 0,
@@ -43,6 +47,7 @@ public struct WireConnectionConfiguration: Sendable {
         self.missedHeartbeatLimit = missedHeartbeatLimit
         self.eventBufferSize = eventBufferSize
         self.handshakeTimeout = handshakeTimeout
+        self.heartbeatRoundTrip = heartbeatRoundTrip
     }
 }
 

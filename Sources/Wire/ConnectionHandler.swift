@@ -49,6 +49,8 @@ final class WireConnectionHandler: ChannelDuplexHandler {
     private var readWithheld = false
     private var lastInbound = NIODeadline.now()
     private var heartbeat: RepeatedTask?
+    /// When the oldest unanswered heartbeat went out (acks come back in order on one stream).
+    private var heartbeatSentAt: NIODeadline?
     private var handshakeTimeout: Scheduled<Void>?
     private var eventSequence: UInt64 = 0
 
@@ -187,6 +189,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
         } else {
             var beat = WireHeartbeat()
             beat.unixMs = Self.unixMilliseconds()
+            if heartbeatSentAt == nil { heartbeatSentAt = .now() }
             send(WireEnvelope(.heartbeat(beat)))
         }
     }
@@ -215,7 +218,10 @@ final class WireConnectionHandler: ChannelDuplexHandler {
             ack.unixMs = beat.unixMs
             send(WireEnvelope(.heartbeatAck(ack)))
         case .heartbeatAck:
-            break
+            if let sent = heartbeatSentAt {
+                heartbeatSentAt = nil
+                configuration.heartbeatRoundTrip?(Duration.nanoseconds((NIODeadline.now() - sent).nanoseconds))
+            }
         case .goodbye(let goodbye):
             closeReason = goodbye.hasReason ? .remote(goodbye.reason) : .connectionClosed(reason: "the peer said goodbye")
             context.close(promise: nil)
@@ -347,6 +353,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
         eventSequence += 1
         event.sequence = eventSequence
         if event.unixMs == 0 { event.unixMs = Self.unixMilliseconds() }
+        event.sentUnixNs = WireClock.unixNanoseconds()
         send(WireEnvelope(.event(event)), promise: promise)
     }
 
@@ -406,6 +413,17 @@ final class WireConnectionHandler: ChannelDuplexHandler {
 
     static func unixMilliseconds() -> UInt64 {
         UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+    }
+
+}
+
+/// The wall clock events are stamped with.
+public enum WireClock {
+    /// Nanoseconds since the epoch (`clock_gettime(CLOCK_REALTIME)`, not a `Double` of seconds).
+    public static func unixNanoseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return UInt64(max(0, now.tv_sec)) &* 1_000_000_000 &+ UInt64(max(0, now.tv_nsec))
     }
 }
 

@@ -13,8 +13,36 @@ import Glibc
 struct QaraxBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qarax-bench",
-        abstract: "Measure qarax: VM boot latency by phase against a direct VMM launch.",
-        subcommands: [Boot.self])
+        abstract: "Measure qarax: VM boot latency by phase against a direct VMM launch, and control-plane scale.",
+        subcommands: [Boot.self, Control.self, DiscardServerCommand.self])
+
+    /// The directory of this executable (its siblings: qarax-control, ch-sim).
+    static func executableDirectory() -> String {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: exe).deletingLastPathComponent().path
+    }
+
+    static func hostDescription() -> String {
+        var name = utsname()
+        uname(&name)
+        let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        return "Linux \(release), \(ProcessInfo.processInfo.activeProcessorCount) CPUs"
+    }
+
+    /// Runs `work`; Ctrl-C or SIGTERM cancels it, so it can still clean up.
+    static func cancellable<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        let task = Task { try await work() }
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let stops = [SIGINT, SIGTERM].map { number in
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { task.cancel() }
+            source.resume()
+            return source
+        }
+        defer { stops.forEach { $0.cancel() } }
+        return try await task.value
+    }
 }
 
 enum VMMChoice: String, ExpressibleByArgument, CaseIterable {
@@ -95,22 +123,9 @@ struct Boot: AsyncParsableCommand {
         }
         // Ctrl-C or SIGTERM ends the run after the boots in flight, so the scratch namespace,
         // cgroups and directories are still removed.
-        let work = Task { try await bench.run() }
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let stops = [SIGINT, SIGTERM].map { number in
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { work.cancel() }
-            source.resume()
-            return source
-        }
-        defer { stops.forEach { $0.cancel() } }
-        let runs = try await work.value
+        let runs = try await QaraxBench.cancellable { try await bench.run() }
         if !quiet { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
-        var name = utsname()
-        uname(&name)
-        let machine = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        let host = "Linux \(machine), \(ProcessInfo.processInfo.activeProcessorCount) CPUs"
+        let host = QaraxBench.hostDescription()
         let report = BootReport(runs: runs, vmm: vmm.rawValue, vmmBinary: options.vmmBinary, simulatedVMM: options.simulated,
                                 kernel: options.kernel, host: host, seed: seed)
         let markdown = report.markdown()
@@ -125,8 +140,7 @@ struct Boot: AsyncParsableCommand {
         switch vmm {
         case .qemu: return "/usr/bin/qemu-system-x86_64"
         case .cloudHypervisor:
-            let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-            return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("ch-sim").path
+            return QaraxBench.executableDirectory() + "/ch-sim"
         }
     }
 

@@ -210,6 +210,10 @@ extension ControlService {
         for status in NodeStatus.allCases {
             out += "qarax_nodes{status=\"\(status.rawValue)\"} \(nodes.filter { $0.status == status }.count)\n"
         }
+        out += "# HELP qarax_nodes_alive Nodes connected and heartbeating within the grace period.\n# TYPE qarax_nodes_alive gauge\n"
+        out += "qarax_nodes_alive \(await registry.aliveNodes.count)\n"
+        out += eventLag.prometheus(name: "qarax_node_event_lag_seconds",
+                                   help: "From a node writing an event (its clock) to this daemon taking it up (includes clock offset).")
         out += "# HELP qarax_node_up Whether the node is connected and heartbeating (1) or not (0).\n# TYPE qarax_node_up gauge\n"
         for node in nodes {
             let alive = await registry.isAlive(node.id)

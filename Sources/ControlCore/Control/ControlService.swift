@@ -67,6 +67,8 @@ public final class ControlService: Sendable {
     public let registry: NodeRegistry
     public let events: EventBus
     public let settings: ControlSettings
+    /// Node event lag: from the node writing an event to ``serve(link:)`` taking it up.
+    public let eventLag = LatencyHistogram()
     let runner: OperationRunner
     let kicks: AsyncStream<Void>
     let kicker: AsyncStream<Void>.Continuation

@@ -53,7 +53,7 @@ public enum NodeListener {
             try await listener.run(onRefused: { error in log("node connection refused: \(error)") }) { connection in
                 let link: WireNodeLink
                 do {
-                    link = try await WireNodeLink.accept(connection, reportTimeout: reportTimeout)
+                    link = try await WireNodeLink.accept(connection, reportTimeout: reportTimeout, eventLag: service.eventLag)
                 } catch {
                     log("node connection refused: \(error)")
                     return

@@ -22,8 +22,10 @@ public final class WireNodeLink: NodeLink {
     /// `reportTimeout`) for the VM inventory report every node sends after its Hello.
     /// - Throws: ``NodeLinkError`` when the peer is not a node, its certificate does not name it,
     ///   or no inventory report arrives in time.
+    /// - Parameter eventLag: records each event's lag from the node's send time to its take-up here.
     public static func accept(_ connection: WireConnection, reportTimeout: Duration = .seconds(10),
-                              callTimeout: Duration? = nil) async throws(NodeLinkError) -> WireNodeLink {
+                              callTimeout: Duration? = nil,
+                              eventLag: LatencyHistogram? = nil) async throws(NodeLinkError) -> WireNodeLink {
         let peer = connection.peer
         guard peer.role == .node else { throw .notANode(name: peer.name, role: peer.role.certificateUnit) }
         if let certificate = peer.certificate {
@@ -34,7 +36,7 @@ public final class WireNodeLink: NodeLink {
             }
         }
         guard let wireInventory = peer.node else { throw .noInventory(name: peer.name) }
-        let source = WireEventSource(connection.events)
+        let source = WireEventSource(connection.events, lag: eventLag)
         let first = await withTaskGroup(of: WireEvent?.self) { group -> WireEvent? in
             group.addTask {
                 try? await Task.sleep(for: reportTimeout)
@@ -100,9 +102,11 @@ public enum NodeLinkError: Error, Sendable, Hashable, CustomStringConvertible {
 private final class WireEventSource: @unchecked Sendable {
     private var iterator: AsyncStream<WireEvent>.Iterator
     private var pending: [NodeEvent] = []
+    private let lag: LatencyHistogram?
 
-    init(_ stream: AsyncStream<WireEvent>) {
+    init(_ stream: AsyncStream<WireEvent>, lag: LatencyHistogram?) {
         iterator = stream.makeAsyncIterator()
+        self.lag = lag
     }
 
     func next() async -> WireEvent? {
@@ -113,6 +117,9 @@ private final class WireEventSource: @unchecked Sendable {
     func nextNodeEvent() async -> NodeEvent? {
         while pending.isEmpty {
             guard let event = await iterator.next() else { return nil }
+            if let lag, event.sentUnixNs != 0 {
+                lag.record(seconds: (Double(WireClock.unixNanoseconds()) - Double(event.sentUnixNs)) / 1e9)
+            }
             pending = WireNodeMapping.events(event)
         }
         return pending.removeFirst()

@@ -994,6 +994,10 @@ public nonisolated struct WireEvent: Sendable {
 
   public var unixMs: UInt64 = 0
 
+  /// The sender's wall clock, in nanoseconds since the epoch, when the event was written: the
+  /// receiver's "event lag" metric (includes the clock offset between the two hosts).
+  public var sentUnixNs: UInt64 = 0
+
   public var kind: WireEvent.OneOf_Kind? = nil
 
   /// sent by a node after every (re)connect
@@ -2749,7 +2753,7 @@ nonisolated extension WireFieldProblem: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension WireEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Event"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{3}unix_ms\0\u{2}\u{8}inventory\0\u{3}state_changed\0\u{1}exited\0\u{3}boot_timings\0\u{1}resources\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{3}unix_ms\0\u{3}sent_unix_ns\0\u{2}\u{7}inventory\0\u{3}state_changed\0\u{1}exited\0\u{3}boot_timings\0\u{1}resources\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2759,6 +2763,7 @@ nonisolated extension WireEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.sequence) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.unixMs) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.sentUnixNs) }()
       case 10: try {
         var v: WireVMInventoryReport?
         var hadOneofValue = false
@@ -2840,6 +2845,9 @@ nonisolated extension WireEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if self.unixMs != 0 {
       try visitor.visitSingularUInt64Field(value: self.unixMs, fieldNumber: 2)
     }
+    if self.sentUnixNs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.sentUnixNs, fieldNumber: 3)
+    }
     switch self.kind {
     case .inventory?: try {
       guard case .inventory(let v)? = self.kind else { preconditionFailure() }
@@ -2869,6 +2877,7 @@ nonisolated extension WireEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
   public static func ==(lhs: WireEvent, rhs: WireEvent) -> Bool {
     if lhs.sequence != rhs.sequence {return false}
     if lhs.unixMs != rhs.unixMs {return false}
+    if lhs.sentUnixNs != rhs.sentUnixNs {return false}
     if lhs.kind != rhs.kind {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
