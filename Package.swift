@@ -185,7 +185,7 @@ let package = Package(
         .testTarget(
             name: "ControlCoreTests",
             dependencies: [
-                "ControlCore", "VMModel", "qarax-control", "Wire", "ClusterPKI",
+                "ControlCore", "ControlBench", "VMModel", "qarax-control", "Wire", "ClusterPKI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -25,7 +25,7 @@ struct APITests {
         let link = TestNodeLink(name: "n1")
         let serving = Task { try await service.serve(link: link) }
         defer { link.close(); serving.cancel() }
-        #expect(try await eventually { try await service.listNodes().first?.status == .up })
+        #expect(try await eventually(wakeOn: [service.changes]) { try await service.listNodes().first?.status == .up })
         _ = try await service.createNetwork(CreateNetworkBody(name: "prod", node: "n1", kind: .bridge, parent: "br0"))
         let app = Application(router: APIRoutes.router(service: service, token: token))
         try await app.test(.router) { client in

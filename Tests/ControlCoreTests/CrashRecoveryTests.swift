@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import ControlBench
 import Testing
 @testable import ControlCore
 import VMModel
@@ -7,15 +7,10 @@ import VMModel
 import Glibc
 #endif
 
-/// The real `qarax-control serve` binary on a temporary inventory.
-final class DaemonProcess: @unchecked Sendable {
-    // @unchecked: `process` is only touched from the test's task; Process itself is thread-safe for
-    // the calls used (run, processIdentifier, terminationHandler).
-    let process = Process()
-    let logPath: String
-    private let status = Mutex<Int32?>(nil)
-    private let exited: AsyncStream<Int32>
-    private let exitContinuation: AsyncStream<Int32>.Continuation
+/// The real `qarax-control serve` binary on a temporary inventory; its ready line and its exit
+/// are awaited, never polled.
+final class DaemonProcess: Sendable {
+    let server: ServerProcess
 
     static var binary: String {
         let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -26,47 +21,30 @@ final class DaemonProcess: @unchecked Sendable {
     }
 
     init(dir: TempDir, run: Int) throws {
-        logPath = dir.path + "/serve-\(run).log"
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["serve", "--db", dir.path + "/q.db", "--api", "127.0.0.1:0"]
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.standardError = log
-        process.standardOutput = log
-        (exited, exitContinuation) = AsyncStream.makeStream(of: Int32.self)
-        let continuation = exitContinuation
-        process.terminationHandler = { [weak self] process in
-            self?.status.withLock { $0 = process.terminationStatus }
-            continuation.yield(process.terminationStatus)
-            continuation.finish()
-        }
-        try process.run()
+        server = try ServerProcess(executable: Self.binary,
+                                   arguments: ["serve", "--db", dir.path + "/q.db", "--api", "127.0.0.1:0"],
+                                   logPath: dir.path + "/serve-\(run).log", readyPrefix: "qarax-control ready:")
     }
 
-    /// The API port, once the daemon logged it.
+    /// The API port from the daemon's ready line.
     func port() async throws -> Int? {
-        var found: Int?
-        _ = try await eventually(within: .seconds(60)) {
-            let text = String(decoding: FileManager.default.contents(atPath: logPath) ?? Data(), as: UTF8.self)
-            guard let range = text.range(of: "API listening on http://127.0.0.1:") else { return false }
-            found = Int(text[range.upperBound...].prefix { $0.isNumber })
-            return found != nil
-        }
-        return found
+        let line = try await server.readyLine(timeout: .seconds(60))
+        guard let range = line.range(of: "API listening on http://127.0.0.1:") else { return nil }
+        return Int(line[range.upperBound...].prefix { $0.isNumber })
     }
 
-    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+    func signal(_ signal: Int32) { kill(server.pid, signal) }
 
-    /// Waits for the exit status.
-    func waitForExit() async -> Int32? {
-        for await status in exited { return status }
-        return status.withLock { $0 }
+    /// The signal that ended the process, or its exit code.
+    func waitForExit() async -> Int32 {
+        let status = await server.waitForExit()
+        let signal = status & 0x7f
+        return signal != 0 ? signal : (status >> 8) & 0xff
     }
 
     /// The exit status once the process has exited within `deadline`, else nil.
     func exitStatus(within deadline: Duration) async throws -> Int32? {
-        _ = try await eventually(within: deadline) { status.withLock { $0 } != nil }
-        return status.withLock { $0 }
+        try await within(deadline) { await self.waitForExit() }
     }
 }
 
@@ -123,26 +101,28 @@ struct CrashRecoveryTests {
             imageOps.append(try #require(Self.json(data)["id"] as? String))
         }
         // Kill -9 while an image is being measured and more VM creations are in flight.
-        #expect(try await eventually(within: .seconds(60)) {
-            let op = Self.json(try await client.send("GET", "/v1/operations/\(imageOps[0])"))
-            return op["status"] as? String == "running"
-        })
+        let token = try String(contentsOfFile: dir.path + "/q.db.token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let stream = try EventStreamReader(port: port, token: token)
+        defer { stream.close() }
+        let firstImage = imageOps[0]
+        let started = try await within(.seconds(60)) { await stream.await("operation.started", for: [firstImage]) }
+        #expect(started == [], "the first image measurement never started")
+        let (twenty, reached) = AsyncStream.makeStream(of: Void.self)
         let inFlight = Task {
             var acknowledged: [String] = []
             for i in 100..<400 {
                 do {
                     _ = try await client.send("POST", "/v1/vms", json: try encoder.encode(CreateVMBody(spec: sampleSpec("late\(i)"))))
                     acknowledged.append("late\(i)")
+                    if acknowledged.count == 20 { reached.finish() }
                 } catch {
                     break
                 }
             }
+            reached.finish()
             return acknowledged
         }
-        #expect(try await eventually {
-            let page = Self.json(try await client.send("GET", "/v1/vms", query: ["name_prefix": "late", "limit": "50"]))
-            return (page["items"] as? [Any])?.count ?? 0 >= 20
-        })
+        for await _ in twenty {}
         first.signal(SIGKILL)
         killed = true
         #expect(await first.waitForExit() == SIGKILL)
@@ -167,10 +147,15 @@ struct CrashRecoveryTests {
         #expect(networks?.count == 1)
 
         // The interrupted measurements resume and finish; a retry with the same key is the same operation.
+        let token2 = try String(contentsOfFile: dir.path + "/q.db.token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let stream2 = try EventStreamReader(port: port2, token: token2)
+        defer { stream2.close() }
+        let measured = imageOps
+        let unfinished = try await within(.seconds(120)) { await stream2.await("operation.succeeded", for: measured) }
+        #expect(unfinished == [], "image operations that did not finish")
         for (i, id) in imageOps.enumerated() {
-            #expect(try await eventually(within: .seconds(120)) {
-                Self.json(try await after.send("GET", "/v1/operations/\(id)"))["status"] as? String == "succeeded"
-            }, "image operation \(i)")
+            #expect(Self.json(try await after.send("GET", "/v1/operations/\(id)"))["status"] as? String == "succeeded",
+                    "image operation \(i)")
             let retried = Self.json(try await after.send("POST", "/v1/images", json: try encoder.encode(
                 ImageAddRequest(name: "img\(i)", kind: .disk, path: imagePaths[i])), idempotencyKey: "image-\(i)"))
             #expect(retried["id"] as? String == id)

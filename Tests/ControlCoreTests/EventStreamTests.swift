@@ -8,14 +8,33 @@ import Synchronization
 import Testing
 @testable import ControlCore
 
-/// Collects the bytes of a streaming response as they arrive.
+/// Collects the bytes of a streaming response as they arrive, and says when anything arrived.
 final class StreamCollector: NSObject, URLSessionDataDelegate, Sendable {
     private let received = Mutex("")
+    private let watchers = Mutex<[AsyncStream<Void>.Continuation]>([])
 
     var text: String { received.withLock { $0 } }
 
+    /// Wakes when the response head or more bytes arrive.
+    var changes: AsyncStream<Void> {
+        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        watchers.withLock { $0.append(continuation) }
+        return stream
+    }
+
+    private func changed() {
+        for watcher in watchers.withLock({ $0 }) { watcher.yield() }
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+        completionHandler(.allow)
+        changed()
+    }
+
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
         received.withLock { $0 += String(decoding: data, as: UTF8.self) }
+        changed()
     }
 }
 
@@ -33,19 +52,22 @@ struct EventStreamTests {
             request.setValue("Bearer t", forHTTPHeaderField: "Authorization")
             let collector = StreamCollector()
             let session = URLSession(configuration: .ephemeral, delegate: collector, delegateQueue: nil)
+            let head = collector.changes
             let task = session.dataTask(with: request)
             task.resume()
             defer {
                 task.cancel()
                 session.invalidateAndCancel()
             }
-            #expect(try await eventually { service.events.subscriberCount == 1 })
+            // The server subscribes before it sends the response head.
+            #expect(try await eventually(wakeOn: [head]) { service.events.subscriberCount == 1 })
+            let bytes = collector.changes
             _ = try await service.createVM(CreateVMBody(spec: sampleSpec("web")), idempotencyKey: nil)
-            #expect(try await eventually { collector.text.contains("event: vm.create\n") })
+            #expect(try await eventually(wakeOn: [bytes]) { collector.text.contains("event: vm.create\n") })
             let text = collector.text
             #expect(text.contains("id: "))
             #expect(text.contains("data: {"))
-            #expect(try await eventually { collector.text.contains(": keep-alive\n\n") })
+            #expect(try await eventually(wakeOn: [bytes]) { collector.text.contains(": keep-alive\n\n") })
         }
     }
 }
@@ -64,10 +86,11 @@ struct GracefulShutdownTests {
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         let collector = StreamCollector()
         let session = URLSession(configuration: .ephemeral, delegate: collector, delegateQueue: nil)
+        let bytes = collector.changes
         let task = session.dataTask(with: request)
         task.resume()
         defer { task.cancel(); session.invalidateAndCancel() }
-        #expect(try await eventually { collector.text.contains("event: control.start") })
+        #expect(try await eventually(wakeOn: [bytes]) { collector.text.contains("event: control.start") })
         daemon.signal(SIGTERM)
         #expect(try await daemon.exitStatus(within: .seconds(30)) == 0)
     }

@@ -30,7 +30,7 @@ struct LivenessTests {
         let link = TestNodeLink(name: "n1")
         let serving = Task { try await service.serve(link: link) }
         defer { link.close(); serving.cancel() }
-        #expect(try await eventually { try await service.listNodes().first?.status == .up })
+        #expect(try await eventually(wakeOn: [service.changes]) { try await service.listNodes().first?.status == .up })
         let node = try await service.node("n1")
 
         let before = try await service.database.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM events") ?? 0 }
@@ -60,7 +60,7 @@ struct LivenessTests {
         let link = TestNodeLink(name: "n1")
         let serving = Task { try await service.serve(link: link) }
         defer { link.close(); serving.cancel() }
-        #expect(try await eventually { try await service.listNodes().first?.status == .up })
+        #expect(try await eventually(wakeOn: [service.changes]) { try await service.listNodes().first?.status == .up })
         _ = try await service.createVM(CreateVMBody(spec: sampleSpec("web")), idempotencyKey: nil)
         _ = try await service.setMaintenance("n1", enabled: true)
         #expect(try await service.node("n1").status == .maintenance)
@@ -83,7 +83,7 @@ struct LivenessTests {
         let service = try makeService(dir)
         let first = TestNodeLink(name: "n1")
         let serving = Task { try await service.serve(link: first) }
-        #expect(try await eventually { try await service.listNodes().first?.status == .up })
+        #expect(try await eventually(wakeOn: [service.changes]) { try await service.listNodes().first?.status == .up })
         let created = try await service.createVM(CreateVMBody(spec: sampleSpec("a"), start: true), idempotencyKey: "k1")
         await service.processPendingOperations()
         #expect(try await service.vm("a").observedState == .running)
@@ -106,8 +106,8 @@ struct LivenessTests {
                                                     ReportedVM(id: "stranger", state: .running)])
         let again = Task { try await service.serve(link: second) }
         defer { second.close(); again.cancel() }
-        #expect(try await eventually { try await service.operation(stop.id).status == .succeeded })
-        #expect(try await eventually { try await service.operation(delete.id).status == .succeeded })
+        #expect(try await eventually(wakeOn: [service.changes]) { try await service.operation(stop.id).status == .succeeded })
+        #expect(try await eventually(wakeOn: [service.changes]) { try await service.operation(delete.id).status == .succeeded })
         #expect(try await service.vm("a").observedState == .stopped)
         await #expect(throws: ControlError.self) { try await service.vm("b") }
         #expect(second.vms == [created.vm.id: .stopped, "stranger": .running])

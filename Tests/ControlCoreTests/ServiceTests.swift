@@ -13,7 +13,7 @@ struct ServiceTests {
         let link = TestNodeLink(name: "n1")
         let serving = Task { try await service.serve(link: link) }
         defer { link.close(); serving.cancel() }
-        #expect(try await eventually { try await service.listNodes().first?.status == .up })
+        #expect(try await eventually(wakeOn: [service.changes]) { try await service.listNodes().first?.status == .up })
         _ = try await service.createNetwork(CreateNetworkBody(name: "prod", node: "n1", kind: .bridge, parent: "br0", mtu: 9000))
         try await body(service, link)
     }
@@ -73,7 +73,7 @@ struct ServiceTests {
             await service.processPendingOperations()
             link.push(.bootTime(vm: created.vm.id, milliseconds: 6.5))
             link.push(.vmState(vm: created.vm.id, state: .failed))
-            #expect(try await eventually { try await service.vm("web").observedState == .failed })
+            #expect(try await eventually(wakeOn: [service.changes]) { try await service.vm("web").observedState == .failed })
             #expect(try await service.vm("web").bootTimeMs == 6.5)
         }
     }

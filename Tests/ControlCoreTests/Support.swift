@@ -30,12 +30,38 @@ func sampleInventory(cpus: Int = 4, memory: Int = 8 << 30) -> NodeInventory {
                   vmms: [.init(backend: .cloudHypervisor, version: "48.0")], nodeVersion: "0.1.0")
 }
 
-/// Waits until `condition` holds or `deadline` passes (no fixed sleeps: yields between checks).
-func eventually(within deadline: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws -> Bool {
-    let end = ContinuousClock.now + deadline
-    while ContinuousClock.now < end {
+extension ControlService {
+    /// Wakes on every committed audit event (node connected, VM state, operation finished…).
+    var changes: AsyncStream<Void> {
+        let events = self.events.subscribe()
+        return AsyncStream { continuation in
+            let forward = Task {
+                for await _ in events { continuation.yield() }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in forward.cancel() }
+        }
+    }
+}
+
+/// Checks `condition` now and again each time one of `sources` reports a change, until it holds
+/// or `deadline` passes; returns whether it held. No polling: without a change nothing is re-read.
+/// Subscribe the sources before acting, so no change is missed.
+func eventually(within deadline: Duration = .seconds(20), wakeOn sources: [AsyncStream<Void>],
+                _ condition: () async throws -> Bool) async throws -> Bool {
+    let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    let forwarders = sources.map { source in Task { for await _ in source { wake.yield() } } }
+    let timer = Task {
+        try? await Task.sleep(for: deadline) // allowed: deadline timer, not a wait
+        wake.finish()
+    }
+    defer {
+        forwarders.forEach { $0.cancel() }
+        timer.cancel()
+    }
+    if try await condition() { return true }
+    for await _ in wakes {
         if try await condition() { return true }
-        try await Task.sleep(for: .milliseconds(10))
     }
     return try await condition()
 }

@@ -66,7 +66,7 @@ struct WireLinkTests {
         try await Self.withNodePort(service, security: pki.security("qarax-control")) { endpoint async throws in
             let dialing = Task { await node.run(endpoint: endpoint, security: pki.security("node-1")) }
             defer { dialing.cancel() }
-            #expect(try await eventually { try await service.listNodes().first?.status == .up })
+            #expect(try await eventually(wakeOn: [service.changes]) { try await service.listNodes().first?.status == .up })
             let record = try await service.node("node-1")
             #expect(record.inventory?.cpus == 8)
             #expect(record.inventory?.vmms == [.init(backend: .cloudHypervisor, version: "48.0")])
@@ -74,19 +74,19 @@ struct WireLinkTests {
 
             let (vm, _) = try await service.createVM(CreateVMBody(spec: sampleSpec("web"), start: true), idempotencyKey: nil)
             await service.processPendingOperations()
-            #expect(try await eventually { try await service.vm("web").observedState == .running })
+            #expect(try await eventually(wakeOn: [service.changes]) { try await service.vm("web").observedState == .running })
             #expect(node.vms[vm.id] == .running)
             #expect(node.requests.prefix(2) == ["create \(vm.id)", "start \(vm.id)"])
 
             _ = try await service.act("web", .stop, idempotencyKey: nil)
             await service.processPendingOperations()
-            #expect(try await eventually { try await service.vm("web").observedState == .stopped })
+            #expect(try await eventually(wakeOn: [service.changes]) { try await service.vm("web").observedState == .stopped })
             #expect(node.vms[vm.id] == .stopped)
 
             _ = try await service.deleteVM("web", idempotencyKey: nil)
             await service.processPendingOperations()
-            #expect(try await eventually { node.vms[vm.id] == nil })
-            #expect(try await eventually { (try? await service.vm("web")) == nil })
+            #expect(try await eventually(wakeOn: [service.changes]) { node.vms[vm.id] == nil })
+            #expect(try await eventually(wakeOn: [service.changes]) { (try? await service.vm("web")) == nil })
         }
     }
 
@@ -115,11 +115,11 @@ struct WireLinkTests {
         let ids = try await Self.withNodePort(service, security: .insecurePlaintext) { endpoint async throws in
             let dialing = Task { await first.run(endpoint: endpoint, security: .insecurePlaintext) }
             defer { dialing.cancel() }
-            #expect(try await eventually { try await service.listNodes().first?.status == .up })
+            #expect(try await eventually(wakeOn: [service.changes]) { try await service.listNodes().first?.status == .up })
             let (web, _) = try await service.createVM(CreateVMBody(spec: sampleSpec("web"), start: true), idempotencyKey: nil)
             let (old, _) = try await service.createVM(CreateVMBody(spec: sampleSpec("old"), start: true), idempotencyKey: nil)
             await service.processPendingOperations()
-            #expect(try await eventually { first.vms[web.id] == .running && first.vms[old.id] == .running })
+            #expect(try await eventually(wakeOn: [service.changes]) { first.vms[web.id] == .running && first.vms[old.id] == .running })
             return (web: web.id, old: old.id)
         }
         // The link is gone: delete "old" while the node is away (the operation waits for the node).
@@ -128,9 +128,9 @@ struct WireLinkTests {
         try await Self.withNodePort(service, security: .insecurePlaintext) { endpoint async throws in
             let dialing = Task { await second.run(endpoint: endpoint, security: .insecurePlaintext) }
             defer { dialing.cancel() }
-            #expect(try await eventually { second.vms[ids.web] == .running && second.vms[ids.old] == nil })
-            #expect(try await eventually { try await service.vm("web").observedState == .running })
-            #expect(try await eventually { (try? await service.vm("old")) == nil })
+            #expect(try await eventually(wakeOn: [service.changes]) { second.vms[ids.web] == .running && second.vms[ids.old] == nil })
+            #expect(try await eventually(wakeOn: [service.changes]) { try await service.vm("web").observedState == .running })
+            #expect(try await eventually(wakeOn: [service.changes]) { (try? await service.vm("old")) == nil })
         }
     }
 
@@ -151,10 +151,10 @@ struct WireLinkTests {
             let service = try makeService(dir)
             try await service.recoverAfterStart()
             return try await Self.withNodePort(service, security: .insecurePlaintext, port: port) { _ async throws in
-                #expect(try await eventually { try await service.listNodes().first?.status == .up })
+                #expect(try await eventually(wakeOn: [service.changes]) { try await service.listNodes().first?.status == .up })
                 let (vm, _) = try await service.createVM(CreateVMBody(spec: sampleSpec("web"), start: true), idempotencyKey: nil)
                 await service.processPendingOperations()
-                #expect(try await eventually { try await service.vm("web").observedState == .running })
+                #expect(try await eventually(wakeOn: [service.changes]) { try await service.vm("web").observedState == .running })
                 return vm.id
             }
         }()
@@ -164,9 +164,9 @@ struct WireLinkTests {
         try await restarted.recoverAfterStart()
         #expect(try await restarted.vm("web").observedState == .unknown)
         try await Self.withNodePort(restarted, security: .insecurePlaintext, port: port) { _ async throws in
-            #expect(try await eventually { node.connections > connectionsBefore })
-            #expect(try await eventually { try await restarted.vm("web").observedState == .running })
-            #expect(try await eventually { try await restarted.node("node-1").status == .up })
+            #expect(try await eventually(wakeOn: [restarted.changes]) { node.connections > connectionsBefore })
+            #expect(try await eventually(wakeOn: [restarted.changes]) { try await restarted.vm("web").observedState == .running })
+            #expect(try await eventually(wakeOn: [restarted.changes]) { try await restarted.node("node-1").status == .up })
         }
         #expect(node.vms[vmID] == .running)
         #expect(node.requests.filter { $0.hasPrefix("create") }.count == 1)

@@ -135,13 +135,18 @@ extension ControlService {
         }
     }
 
+    /// Records an operation's new status; the start of each attempt is an `operation.started` event.
     func mark(_ id: String, _ status: OperationStatus) async throws {
-        try await database.pool.write { db in
+        try await write { db, events in
             guard var op = try OperationRecord.fetchOne(db, key: id) else { return }
             op.status = status
             op.attempts += status == .running ? 1 : 0
             op.updatedAt = Date()
             try op.update(db)
+            if status == .running {
+                events.append(try Self.audit(db, actor: "control", action: "operation.started", subject: .operation, id: id,
+                                             message: "\(op.kind.rawValue), attempt \(op.attempts)"))
+            }
         }
     }
 
