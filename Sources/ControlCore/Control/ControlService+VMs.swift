@@ -149,25 +149,47 @@ extension ControlService {
 
     /// Placement candidates: every node with its capacity, allocations and liveness.
     func candidates(_ db: Database, alive: Set<String>) throws -> [PlacementCandidate] {
-        let nodes = try NodeRecord.fetchAll(db)
-        let vms = try VMRecord.filter(Column("node_id") != nil).fetchAll(db)
-        let networks = try NetworkRecord.fetchAll(db)
-        return nodes.map { node in
-            let placed = vms.filter { $0.nodeId == node.id && ($0.desiredState == .running || $0.desiredState == .paused) }
+        // Small columns and aggregates only: placement cost grows with nodes, not with VMs × nodes.
+        let nodes = try Row.fetchAll(db, sql: "SELECT id, name, status, maintenance FROM nodes")
+        let inventories = try inventoryCache.inventories(db, ids: nodes.map { $0["id"] })
+        var allocated: [String: (vcpus: Int, memory: Int)] = [:]
+        for row in try Row.fetchAll(db, sql: """
+            SELECT node_id, SUM(vcpus), SUM(CASE WHEN hugepage_size IS NULL THEN memory_bytes ELSE 0 END) FROM vms
+            WHERE node_id IS NOT NULL AND desired_state IN ('running', 'paused') GROUP BY node_id
+            """) {
+            allocated[row[0]] = (row[1] ?? 0, row[2] ?? 0)
+        }
+        // Hugepages of placed VMs that have not started yet are not in the node's free count.
+        var reserved: [String: [Int: Int]] = [:]
+        for row in try Row.fetchAll(db, sql: """
+            SELECT node_id, hugepage_size, SUM((memory_bytes + hugepage_size - 1) / hugepage_size) FROM vms
+            WHERE node_id IS NOT NULL AND desired_state IN ('running', 'paused')
+              AND observed_state NOT IN ('running', 'paused') AND hugepage_size IS NOT NULL
+            GROUP BY node_id, hugepage_size
+            """) {
+            reserved[row[0], default: [:]][row[1]] = row[2]
+        }
+        var networks: [String: Set<String>] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT node_id, name FROM networks") {
+            networks[row[0], default: []].insert(row[1])
+        }
+        return nodes.map { row in
+            let id: String = row["id"]
+            let inventory = inventories[id] ?? nil
             var free: [Int: Int] = [:]
-            for pool in node.inventory?.hugepages ?? [] { free[pool.pageSize, default: 0] += pool.free }
-            for vm in placed where vm.observedState != .running && vm.observedState != .paused {
-                if let size = vm.hugepageSize { free[size, default: 0] -= (vm.memoryBytes + size - 1) / size }
-            }
-            let status: NodeStatus = node.maintenance ? .maintenance : (alive.contains(node.id) ? .up : (node.status == .up ? .down : node.status))
+            for pool in inventory?.hugepages ?? [] { free[pool.pageSize, default: 0] += pool.free }
+            for (size, pages) in reserved[id] ?? [:] { free[size, default: 0] -= pages }
+            let recorded: NodeStatus = row["status"]
+            let maintenance: Bool = row["maintenance"]
+            let status: NodeStatus = maintenance ? .maintenance : (alive.contains(id) ? .up : (recorded == .up ? .down : recorded))
             return PlacementCandidate(
-                id: node.id, name: node.name, status: status, cpus: node.inventory?.cpus ?? 0,
-                memoryBytes: node.inventory?.memoryBytes ?? 0, freeHugepages: free,
-                vmms: Set(node.inventory?.vmms.map(\.backend) ?? []),
-                networks: Set(networks.filter { $0.nodeId == node.id }.map(\.name)),
-                kvm: node.inventory?.kvm ?? false,
-                allocatedVCPUs: placed.map(\.vcpus).reduce(0, +),
-                allocatedMemoryBytes: placed.filter { $0.hugepageSize == nil }.map(\.memoryBytes).reduce(0, +))
+                id: id, name: row["name"], status: status, cpus: inventory?.cpus ?? 0,
+                memoryBytes: inventory?.memoryBytes ?? 0, freeHugepages: free,
+                vmms: Set(inventory?.vmms.map(\.backend) ?? []),
+                networks: networks[id] ?? [],
+                kvm: inventory?.kvm ?? false,
+                allocatedVCPUs: allocated[id]?.vcpus ?? 0,
+                allocatedMemoryBytes: allocated[id]?.memory ?? 0)
         }
     }
 

@@ -69,6 +69,7 @@ public final class ControlService: Sendable {
     public let settings: ControlSettings
     /// Node event lag: from the node writing an event to ``serve(link:)`` taking it up.
     public let eventLag = LatencyHistogram()
+    let inventoryCache = NodeInventoryCache()
     let runner: OperationRunner
     let kicks: AsyncStream<Void>
     let kicker: AsyncStream<Void>.Continuation
@@ -126,13 +127,15 @@ public final class ControlService: Sendable {
             .inserted(db)
     }
 
-    /// Runs `body` in a write transaction and publishes the events it recorded once committed.
+    /// Runs `body` in a write transaction and publishes the events it recorded once committed and
+    /// on disk (returning means the change survives a crash or a power cut).
     func write<T: Sendable>(_ body: @escaping @Sendable (Database, inout [EventRecord]) throws -> T) async throws -> T {
         let (value, recorded) = try await pool.write { db -> (T, [EventRecord]) in
             var recorded: [EventRecord] = []
             let value = try body(db, &recorded)
             return (value, recorded)
         }
+        try await database.durability.flush()
         events.publish(recorded)
         return value
     }
@@ -169,6 +172,7 @@ public final class ControlService: Sendable {
     private func overlay(_ node: NodeRecord) async -> NodeRecord {
         var node = node
         let alive = await registry.isAlive(node.id)
+        if let seen = await registry.lastHeard(node.id), seen > node.lastSeen ?? .distantPast { node.lastSeen = seen }
         if node.maintenance {
             node.status = .maintenance
         } else if alive {
@@ -228,9 +232,14 @@ public final class ControlService: Sendable {
         do {
             try await write { db, events in
                 for change in changes {
+                    guard let status = change.status else {
+                        // Only last_seen moved: one small update, no record decoding.
+                        try db.execute(sql: "UPDATE nodes SET last_seen = ? WHERE id = ?", arguments: [change.lastSeen, change.nodeID])
+                        continue
+                    }
                     guard var node = try NodeRecord.fetchOne(db, key: change.nodeID) else { continue }
                     node.lastSeen = change.lastSeen
-                    if let status = change.status, !node.maintenance, node.status != status {
+                    if !node.maintenance, node.status != status {
                         node.status = status
                         events.append(try Self.audit(db, actor: "control", action: "node.\(status == .up ? "up" : "down")",
                                                      subject: .node, id: node.id, message: "node \(node.name) is \(status.rawValue)"))
@@ -273,6 +282,7 @@ public final class ControlService: Sendable {
             node.lastSeen = now
             node.status = node.maintenance ? .maintenance : .up
             try node.save(db)
+            self.inventoryCache.invalidate(node.id)
             events.append(try Self.audit(db, actor: "node:\(node.name)", action: "node.connect", subject: .node, id: node.id,
                                          message: "node \(node.name) connected from \(hello.address) reporting \(hello.vms.count) VMs"))
             return node
@@ -309,8 +319,10 @@ public final class ControlService: Sendable {
             }
         case .inventory(let inventory):
             let json = String(decoding: try JSONEncoder().encode(inventory), as: UTF8.self)
+            let cache = inventoryCache
             try await database.pool.write { db in
                 try db.execute(sql: "UPDATE nodes SET inventory = ? WHERE id = ?", arguments: [json, node.id])
+                cache.invalidate(node.id)
             }
         }
     }

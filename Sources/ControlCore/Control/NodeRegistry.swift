@@ -13,14 +13,19 @@ public actor NodeRegistry {
 
     private var tracker: LivenessTracker
     private let clock: ControlClock
+    /// A heartbeat alone is persisted (as `last_seen`) at most this often per node; liveness
+    /// changes are persisted at the next flush. The API reads `last_seen` from memory.
+    private let lastSeenPersistInterval: TimeInterval
+    private var persistedLastSeen: [String: Date] = [:]
     private var links: [String: any NodeLink] = [:]
     private var linkGeneration: [String: Int] = [:]
     private var lastSeen: [String: Date] = [:]
     private var dirty: [String: PendingChange] = [:]
 
-    public init(grace: Duration = .seconds(15), clock: ControlClock = .system) {
+    public init(grace: Duration = .seconds(15), clock: ControlClock = .system, lastSeenPersistInterval: TimeInterval = 60) {
         tracker = LivenessTracker(grace: grace)
         self.clock = clock
+        self.lastSeenPersistInterval = lastSeenPersistInterval
     }
 
     /// Attaches a node's link; returns a generation number that ``detach(_:generation:)`` must present.
@@ -68,9 +73,13 @@ public actor NodeRegistry {
         tracker.alive.contains(nodeID) ? links[nodeID] : nil
     }
 
+    /// When the node was last heard from (memory; fresher than the persisted `last_seen`).
+    public func lastHeard(_ nodeID: String) -> Date? { lastSeen[nodeID] }
+
     /// The changes accumulated since the last call, cleared.
     public func takeDirty() -> [PendingChange] {
         defer { dirty = [:] }
+        for change in dirty.values { persistedLastSeen[change.nodeID] = change.lastSeen }
         return dirty.values.sorted { $0.nodeID < $1.nodeID }
     }
 
@@ -82,6 +91,10 @@ public actor NodeRegistry {
     private func record(_ nodeID: String, status: NodeStatus?) {
         let now = Date()
         lastSeen[nodeID] = now
+        if status == nil, dirty[nodeID] == nil, let persisted = persistedLastSeen[nodeID],
+           now.timeIntervalSince(persisted) < lastSeenPersistInterval {
+            return
+        }
         var change = dirty[nodeID] ?? PendingChange(nodeID: nodeID, lastSeen: now, status: nil)
         change.lastSeen = now
         if let status { change.status = status }

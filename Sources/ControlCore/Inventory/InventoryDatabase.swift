@@ -2,11 +2,14 @@ import Foundation
 public import GRDB
 
 /// The control daemon's inventory: one SQLite file in WAL mode behind one connection pool for the
-/// whole process, with foreign keys enforced and the schema migrated on open.
+/// whole process, with foreign keys enforced and the schema migrated on open. Commits do not wait
+/// for the disk; ``durability`` batches the disk flushes of concurrent writers (group commit).
 public final class InventoryDatabase: Sendable {
     /// The pool every reader and writer of the process shares.
     public let pool: DatabasePool
     public let path: String
+    /// Await ``WALDurability/flush()`` after a write before acknowledging it.
+    public let durability: WALDurability
 
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     public init(path: String) throws {
@@ -14,7 +17,12 @@ public final class InventoryDatabase: Sendable {
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(5)
         configuration.label = "qarax-inventory"
+        configuration.prepareDatabase { db in
+            // Durability comes from `durability`'s batched flushes of the WAL.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
         self.path = path
+        durability = WALDurability(databasePath: path)
         pool = try DatabasePool(path: path, configuration: configuration)
         try Schema.migrator.migrate(pool)
     }
