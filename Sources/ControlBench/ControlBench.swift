@@ -26,6 +26,7 @@ public struct ControlBenchOptions: Sendable {
     public var pkiDirectory: String
     public var scratchDirectory: String
     public var beatInterval: Duration = .seconds(1)
+    public var wireHeartbeatInterval: Duration = .seconds(5)
     public var jitter = 0.2
     /// New node connections per second while the fleet ramps up.
     public var connectRate = 1000
@@ -53,6 +54,7 @@ public struct ControlBenchOptions: Sendable {
         if targets.isEmpty { problems.append("--targets: name at least one of qarax-control, discard") }
         if !(0...0.9).contains(jitter) { problems.append("--jitter: \(jitter) is not within 0…0.9") }
         if beatInterval <= .zero { problems.append("--beat-interval: must be positive") }
+        if wireHeartbeatInterval <= .zero { problems.append("--wire-heartbeat: must be positive") }
         if connectRate < 1 { problems.append("--connect-rate: \(connectRate) is below 1") }
         if apiRate < 0 { problems.append("--api-rate: \(apiRate) is negative") }
         if apiUsers < 1 { problems.append("--api-users: \(apiUsers) is below 1") }
@@ -97,6 +99,8 @@ public struct ControlRun: Sendable, Codable {
         public var achievedRate: Double
         public var coreShare: Double
         public var routes: [Route]
+        /// Requests due but never sent: the server was more than the run's length behind.
+        public var dropped: Int
         public var firstError: String?
     }
 
@@ -169,7 +173,8 @@ public struct ControlBench: Sendable {
         let fleet = SimulatedFleet(configuration: FleetConfiguration(
             endpoint: .tcp(host: "127.0.0.1", port: server.nodePort),
             security: { index in tls ? .mutualTLS(WireTLSFiles(directory: pki, name: "bench-node-\(index)")) : .insecurePlaintext },
-            namePrefix: "bench-node", beatInterval: options.beatInterval, jitter: options.jitter))
+            namePrefix: "bench-node", beatInterval: options.beatInterval,
+            wireHeartbeatInterval: options.wireHeartbeatInterval, jitter: options.jitter))
         let connectStart = ContinuousClock.now
         await fleet.start(0..<nodes, rate: options.connectRate)
         try await settle(label: label, phase: "connecting", fleet: fleet, server: server, nodes: nodes)
@@ -343,7 +348,7 @@ public struct ControlBench: Sendable {
                                     p50Ms: stats?.p50 ?? 0, p99Ms: stats?.p99 ?? 0)
         }
         return ControlRun.APIPhase(targetRate: rate, achievedRate: result.elapsed > 0 ? Double(result.sent) / result.elapsed : 0,
-                                   coreShare: coreShare, routes: routes, firstError: result.firstError)
+                                   coreShare: coreShare, routes: routes, dropped: result.dropped, firstError: result.firstError)
     }
 }
 

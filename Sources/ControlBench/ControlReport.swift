@@ -44,19 +44,19 @@ public struct ControlReport: Sendable, Codable {
             guard let api = run.api else { continue }
             let mutating = api.routes.filter { !$0.route.hasPrefix("GET") }
             let worst = mutating.map(\.p99Ms).max() ?? 0
-            let errors = api.routes.map(\.errors).reduce(0, +)
+            let errors = api.routes.map(\.errors).reduce(0, +) + api.dropped
             let rateNote = api.targetRate >= goals.apiRate ? "" : " (below the goal's \(Int(goals.apiRate)) requests/s)"
             lines.append("\(run.nodes) nodes, API at \(Int(api.achievedRate)) requests/s\(rateNote): worst mutating p99 "
                          + "\(fixed(worst)) ms (goal ≤ \(fixed(goals.maxMutatingP99Ms)) ms) — "
                          + "\(worst <= goals.maxMutatingP99Ms && errors == 0 ? "met" : "missed")"
-                         + (errors > 0 ? ", \(errors) failed requests" : ""))
+                         + (errors > 0 ? ", \(errors) failed or dropped requests" : ""))
         }
         return lines
     }
 
     public func markdown() -> String {
         var out = "# qarax-bench control\n\n"
-        out += "\(host); node links \(tls ? "mutual TLS 1.3" : "plaintext"); heartbeat every \(fixed(beatIntervalSeconds)) s ± jitter; "
+        out += "\(host); node links \(tls ? "mutual TLS 1.3" : "plaintext"); liveness report every \(fixed(beatIntervalSeconds)) s ± jitter per node; "
         out += "API load \(Int(apiRate)) requests/s (create → start → stop → get → delete per VM).\n\n"
         out += "## Heartbeats only\n\n"
         out += "| server | nodes | CPU (% of one core) | ratio | RSS MB | beats/s | heartbeat RTT p50 / p99 ms | event lag p50 / p99 ms | connect s | restart: ready s | restart: all back s |\n"
@@ -77,6 +77,9 @@ public struct ControlReport: Sendable, Codable {
                 for route in api.routes {
                     out += "| \(run.target.rawValue) | \(run.nodes) | \(Int(api.achievedRate)) | \(Self.percent(api.coreShare)) "
                     out += "| `\(route.route)` | \(route.count) | \(route.errors) | \(fixed(route.p50Ms)) | \(fixed(route.p99Ms)) |\n"
+                }
+                if api.dropped > 0 {
+                    out += "\n\(run.target.rawValue), \(run.nodes) nodes: \(api.dropped) requests dropped (not sent within twice the run's length)\n\n"
                 }
                 if let error = api.firstError { out += "\nFirst failed request (\(run.target.rawValue), \(run.nodes) nodes): \(error)\n\n" }
             }

@@ -58,6 +58,7 @@ public enum DiscardServer {
                 try await withTaskCancellationHandler {
                     try await listener.run { connection in
                         guard let link = try? await WireNodeLink.accept(connection, eventLag: lag) else { return }
+                        await link.routeLiveness {}
                         counters.connected.add(1, ordering: .relaxed)
                         for await _ in link.events {}
                         counters.connected.subtract(1, ordering: .relaxed)

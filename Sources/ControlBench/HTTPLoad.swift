@@ -125,6 +125,8 @@ public struct APILoad: Sendable {
         public var errors: [String: Int] = [:]
         public var firstError: String?
         public var sent = 0
+        /// Due requests not sent by twice the duration (the server fell that far behind).
+        public var dropped = 0
         public var elapsed: Double = 0
     }
 
@@ -147,6 +149,7 @@ public struct APILoad: Sendable {
         }
         for connection in connections { await connection.close() }
         var result = outcome.state.withLock { $0 }
+        result.dropped = max(0, schedule.count - result.sent)
         result.elapsed = ProcessSample.seconds(ContinuousClock.now - started)
         return result
     }
@@ -211,19 +214,24 @@ public struct APILoad: Sendable {
 }
 
 /// Due times at a fixed interval, handed out once each, until `end` after the start.
+/// A server that cannot keep up would otherwise stretch the run without bound: requests still
+/// unsent at twice the duration are dropped and counted.
 final class Schedule: Sendable {
     private let start: ContinuousClock.Instant
     private let interval: Double
-    private let count: Int
+    let count: Int
+    private let cutoff: ContinuousClock.Instant
     private let issued = Atomic<Int>(0)
 
     init(start: ContinuousClock.Instant, interval: Double, end: Duration) {
         self.start = start
         self.interval = interval
         count = Int(ProcessSample.seconds(end) / interval)
+        cutoff = start + end * 2
     }
 
     func next() -> ContinuousClock.Instant? {
+        guard ContinuousClock.now < cutoff else { return nil }
         let index = issued.add(1, ordering: .relaxed).oldValue
         guard index < count else { return nil }
         return start + .seconds(Double(index) * interval)

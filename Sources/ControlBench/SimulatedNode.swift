@@ -11,20 +11,23 @@ public struct FleetConfiguration: Sendable {
     public var security: @Sendable (Int) -> WireSecurity
     /// Node names are `<prefix>-<index>`.
     public var namePrefix: String
-    /// A liveness report (a resources event, as `qarax-node` sends) and a Wire heartbeat each
-    /// interval.
+    /// A liveness report (a resources event, as `qarax-node` sends) each interval.
     public var beatInterval: Duration
+    /// The Wire connection's heartbeat interval (a heartbeat goes out when nothing came in for
+    /// that long; its round trip is what the fleet measures).
+    public var wireHeartbeatInterval: Duration
     /// Each wait between beats is drawn from `interval·(1 ± jitter)`.
     public var jitter: Double
     public var backoff: WireBackoff
 
     public init(endpoint: WireEndpoint, security: @escaping @Sendable (Int) -> WireSecurity, namePrefix: String = "sim",
-                beatInterval: Duration = .seconds(1), jitter: Double = 0.2,
+                beatInterval: Duration = .seconds(1), wireHeartbeatInterval: Duration = .seconds(5), jitter: Double = 0.2,
                 backoff: WireBackoff = WireBackoff(initial: .milliseconds(200), maximum: .seconds(5))) {
         self.endpoint = endpoint
         self.security = security
         self.namePrefix = namePrefix
         self.beatInterval = beatInterval
+        self.wireHeartbeatInterval = wireHeartbeatInterval
         self.jitter = jitter
         self.backoff = backoff
     }
@@ -149,7 +152,7 @@ public final class SimulatedFleet: Sendable {
         let configuration = self.configuration
         let stats = self.stats
         let name = configuration.name(index)
-        var connection = WireConnectionConfiguration(heartbeatInterval: configuration.beatInterval)
+        var connection = WireConnectionConfiguration(heartbeatInterval: configuration.wireHeartbeatInterval)
         connection.heartbeatRoundTrip = { stats.roundTrip($0) }
         let local = WireLocalIdentity(role: .node, name: name, capabilities: ["events"],
                                       node: Self.inventory(name), softwareVersion: "qarax-bench")

@@ -51,6 +51,15 @@ public final class WireConnection: Sendable {
         }
     }
 
+    /// Installs `tap`, run on the connection's event loop for every event from now on, before it
+    /// is queued on ``events``: when it returns true the event is consumed there and never queued.
+    /// For events whose handling is a few memory writes (liveness reports at scale), this saves
+    /// the hop to a task per event. Keep it short and non-blocking.
+    public func tapEvents(_ tap: @escaping @Sendable (WireEvent) -> Bool) async {
+        let handler = self.handler
+        try? await channel.eventLoop.submit { handler.value.eventTap = tap }.get()
+    }
+
     /// Pushes an event to the peer; returns once it is written (the caller feels back-pressure).
     public func push(_ event: WireEvent) async throws {
         let promise = channel.eventLoop.makePromise(of: Void.self)

@@ -51,6 +51,8 @@ final class WireConnectionHandler: ChannelDuplexHandler {
     private var heartbeat: RepeatedTask?
     /// When the oldest unanswered heartbeat went out (acks come back in order on one stream).
     private var heartbeatSentAt: NIODeadline?
+    /// Consumes events on the event loop before they are queued (see ``WireConnection/tapEvents(_:)``).
+    var eventTap: (@Sendable (WireEvent) -> Bool)?
     private var handshakeTimeout: Scheduled<Void>?
     private var eventSequence: UInt64 = 0
 
@@ -174,19 +176,28 @@ final class WireConnectionHandler: ChannelDuplexHandler {
             let limit = TimeAmount(interval) * configuration.missedHeartbeatLimit
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
             heartbeat = context.eventLoop.scheduleRepeatedTask(initialDelay: .init(interval), delay: .init(interval)) { _ in
-                bound.value.heartbeatTick(limit: limit)
+                bound.value.heartbeatTick(limit: limit, interval: TimeAmount(interval))
             }
         }
         established.succeed(peer)
     }
 
     /// Declares the peer dead after `limit` of silence, else sends a heartbeat.
-    private func heartbeatTick(limit: TimeAmount) {
+    /// Whether a heartbeat is due after `silent` without inbound frames (a tenth of the interval
+    /// of slack: the tick and the last frame are never exactly one interval apart).
+    static func heartbeatDue(silent: TimeAmount, interval: TimeAmount) -> Bool {
+        silent * 10 >= interval * 9
+    }
+
+    /// A heartbeat goes out only when nothing came in for a whole interval: a peer that is
+    /// sending already proves both directions work (its frames arrive; our acks or answers reach
+    /// it), and the quiet side's heartbeat, answered, keeps the chatty side's inbound alive.
+    private func heartbeatTick(limit: TimeAmount, interval: TimeAmount) {
         guard phase == .open else { return }
         let silent = NIODeadline.now() - lastInbound
         if silent >= limit {
             fail(.peerUnresponsive(silentFor: Duration.nanoseconds(silent.nanoseconds)))
-        } else {
+        } else if Self.heartbeatDue(silent: silent, interval: interval) {
             var beat = WireHeartbeat()
             beat.unixMs = Self.unixMilliseconds()
             if heartbeatSentAt == nil { heartbeatSentAt = .now() }
@@ -209,6 +220,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
         case .error(let error):
             complete(envelope.requestID, with: .failure(WireError.remote(error)))
         case .event(let event):
+            if let eventTap, eventTap(event) { return }
             if case .dropped = events.yield(event) {
                 fail(.protocolViolation("events arrive faster than they are consumed "
                                         + "(\(configuration.eventBufferSize) buffered)"))

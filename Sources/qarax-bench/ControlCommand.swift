@@ -13,9 +13,10 @@ struct Control: AsyncParsableCommand {
         abstract: "Load qarax-control with simulated nodes and API calls; compare with a discard server.",
         discussion: """
         Simulated nodes (in this process) speak the real Wire protocol — mutual TLS unless --plaintext, \
-        Hello with an inventory, a VM report, VM operations answered from memory — and beat at \
-        --beat-interval with jitter: a resources event (qarax-node's liveness report) and a Wire \
-        heartbeat. For each node count, each server runs as its own process: qarax-control serve, \
+        Hello with an inventory, a VM report, VM operations answered from memory — and send a \
+        liveness report (a resources event, as qarax-node does) every --beat-interval with jitter; \
+        their Wire connections send a heartbeat after --wire-heartbeat seconds without inbound \
+        traffic, and its round trip is measured. For each node count, each server runs as its own process: qarax-control serve, \
         and the baseline, a discard server on the same stack (Wire listener, TLS, link acceptance, \
         Hummingbird) that drops events and answers the API with canned bodies. Measured per run: \
         the server's CPU (share of one core, /proc) and RSS with heartbeats only, heartbeat round \
@@ -31,8 +32,10 @@ struct Control: AsyncParsableCommand {
     var nodes = "100,1000,10000"
     @Option(help: "Servers to measure, comma-separated: qarax-control, discard.")
     var targets = "discard,qarax-control"
-    @Option(help: "Seconds between a node's beats.")
+    @Option(help: "Seconds between a node's liveness reports.")
     var beatInterval = 1.0
+    @Option(help: "Seconds of silence before a node's Wire connection sends a heartbeat (its round trip is measured).")
+    var wireHeartbeat = 5.0
     @Option(help: "Each wait between beats is interval × (1 ± jitter).")
     var jitter = 0.2
     @Option(help: "New node connections per second while a fleet starts.")
@@ -78,6 +81,7 @@ struct Control: AsyncParsableCommand {
             return target
         }
         options.beatInterval = .seconds(beatInterval)
+        options.wireHeartbeatInterval = .seconds(wireHeartbeat)
         options.jitter = jitter
         options.connectRate = connectRate
         options.steady = .seconds(steady)

@@ -50,6 +50,7 @@ struct ControlBenchRunTests {
                                           pkiDirectory: scratch + "/pki", scratchDirectory: scratch + "/runs")
         options.nodeCounts = [5]
         options.beatInterval = .milliseconds(250)
+        options.wireHeartbeatInterval = .milliseconds(200)
         options.steady = .seconds(1)
         options.apiRate = 40
         options.apiDuration = .milliseconds(1500)
@@ -68,6 +69,7 @@ struct ControlBenchRunTests {
             #expect(run.reconnectSeconds != nil, "\(name): the restart phase did not run")
             let api = try #require(run.api, "\(name): no API phase")
             #expect(api.firstError == nil, "\(name): \(api.firstError ?? "")")
+            #expect(api.dropped == 0, "\(name): \(api.dropped) requests never sent")
             #expect(Set(api.routes.map(\.route)) == ["POST /v1/vms", "POST /v1/vms/{id}/start", "POST /v1/vms/{id}/stop",
                                                      "GET /v1/vms/{id}", "DELETE /v1/vms/{id}"], "\(name)")
             #expect(api.routes.allSatisfy { $0.count > 0 && $0.errors == 0 }, "\(name): \(api.routes)")

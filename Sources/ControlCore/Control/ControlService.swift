@@ -288,6 +288,9 @@ public final class ControlService: Sendable {
             return node
         }
         let generation = await registry.attach(node.id, link: link)
+        let registry = self.registry
+        let nodeID = node.id
+        await link.routeLiveness { registry.heard(nodeID) }
         do {
             try await reconcile(nodeID: node.id, reported: hello.vms)
             await processPendingOperations()

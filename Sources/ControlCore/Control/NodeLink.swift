@@ -74,4 +74,11 @@ public protocol NodeLink: Sendable {
     func call(_ request: NodeRequest) async throws -> NodeReply
     /// Events the node pushes; finishes when the link closes.
     var events: AsyncStream<NodeEvent> { get }
+    /// From now on, liveness-only reports call `heard` where they arrive instead of coming
+    /// through ``events`` as `.heartbeat` (links that cannot do this keep sending them there).
+    func routeLiveness(to heard: @escaping @Sendable () -> Void) async
+}
+
+extension NodeLink {
+    public func routeLiveness(to heard: @escaping @Sendable () -> Void) async {}
 }

@@ -10,12 +10,15 @@ public final class WireNodeLink: NodeLink {
     /// The Wire connection the link runs on.
     public let connection: WireConnection
     private let callTimeout: Duration?
+    private let eventLag: LatencyHistogram?
 
-    private init(hello: NodeHello, events: AsyncStream<NodeEvent>, connection: WireConnection, callTimeout: Duration?) {
+    private init(hello: NodeHello, events: AsyncStream<NodeEvent>, connection: WireConnection, callTimeout: Duration?,
+                 eventLag: LatencyHistogram?) {
         self.hello = hello
         self.events = events
         self.connection = connection
         self.callTimeout = callTimeout
+        self.eventLag = eventLag
     }
 
     /// Accepts a node on an established connection: checks its identity and waits (at most
@@ -56,7 +59,8 @@ public final class WireNodeLink: NodeLink {
                               inventory: WireNodeMapping.inventory(wireInventory),
                               vms: report.vms.map(WireNodeMapping.reported))
         let events = AsyncStream<NodeEvent>(unfolding: { await source.nextNodeEvent() })
-        return WireNodeLink(hello: hello, events: events, connection: connection, callTimeout: callTimeout)
+        return WireNodeLink(hello: hello, events: events, connection: connection, callTimeout: callTimeout,
+                            eventLag: eventLag)
     }
 
     private static func address(of connection: WireConnection) -> String {
@@ -65,6 +69,18 @@ public final class WireNodeLink: NodeLink {
             return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
         }
         return remote.description
+    }
+
+    public func routeLiveness(to heard: @escaping @Sendable () -> Void) async {
+        let lag = eventLag
+        await connection.tapEvents { event in
+            guard WireNodeMapping.isLivenessOnly(event) else { return false }
+            if let lag, event.sentUnixNs != 0 {
+                lag.record(seconds: (Double(WireClock.unixNanoseconds()) - Double(event.sentUnixNs)) / 1e9)
+            }
+            heard()
+            return true
+        }
     }
 
     public func call(_ request: NodeRequest) async throws -> NodeReply {

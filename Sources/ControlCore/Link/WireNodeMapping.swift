@@ -116,6 +116,12 @@ enum WireNodeMapping {
         }
     }
 
+    /// Events that only say "this node is alive" (resource reports).
+    static func isLivenessOnly(_ event: WireEvent) -> Bool {
+        if case .resources? = event.kind { return true }
+        return false
+    }
+
     /// What one Wire event means to the control logic.
     static func events(_ event: WireEvent) -> [NodeEvent] {
         switch event.kind {
