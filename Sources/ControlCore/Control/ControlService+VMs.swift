@@ -148,15 +148,19 @@ extension ControlService {
     }
 
     /// Placement candidates: every node with its capacity, allocations and liveness.
-    func candidates(_ db: Database, alive: Set<String>) throws -> [PlacementCandidate] {
+    /// Placement candidates: every node (or only `only`) with its capacity, allocations and liveness.
+    func candidates(_ db: Database, alive: Set<String>, only: String? = nil) throws -> [PlacementCandidate] {
         // Small columns and aggregates only: placement cost grows with nodes, not with VMs × nodes.
-        let nodes = try Row.fetchAll(db, sql: "SELECT id, name, status, maintenance FROM nodes")
-        let inventories = try inventoryCache.inventories(db, ids: nodes.map { $0["id"] })
+        let nodeFilter = only == nil ? "" : " WHERE id = ?"
+        let vmFilter = only == nil ? "" : " AND node_id = ?"
+        let arguments: StatementArguments = only.map { [$0] } ?? []
+        let nodes = try Row.fetchAll(db, sql: "SELECT id, name, status, maintenance FROM nodes" + nodeFilter, arguments: arguments)
+        let inventories = try inventoryCache.inventories(db, ids: nodes.map { $0[0] })
         var allocated: [String: (vcpus: Int, memory: Int)] = [:]
         for row in try Row.fetchAll(db, sql: """
             SELECT node_id, SUM(vcpus), SUM(CASE WHEN hugepage_size IS NULL THEN memory_bytes ELSE 0 END) FROM vms
-            WHERE node_id IS NOT NULL AND desired_state IN ('running', 'paused') GROUP BY node_id
-            """) {
+            WHERE node_id IS NOT NULL AND desired_state IN ('running', 'paused')\(vmFilter) GROUP BY node_id
+            """, arguments: arguments) {
             allocated[row[0]] = (row[1] ?? 0, row[2] ?? 0)
         }
         // Hugepages of placed VMs that have not started yet are not in the node's free count.
@@ -164,33 +168,56 @@ extension ControlService {
         for row in try Row.fetchAll(db, sql: """
             SELECT node_id, hugepage_size, SUM((memory_bytes + hugepage_size - 1) / hugepage_size) FROM vms
             WHERE node_id IS NOT NULL AND desired_state IN ('running', 'paused')
-              AND observed_state NOT IN ('running', 'paused') AND hugepage_size IS NOT NULL
+              AND observed_state NOT IN ('running', 'paused') AND hugepage_size IS NOT NULL\(vmFilter)
             GROUP BY node_id, hugepage_size
-            """) {
+            """, arguments: arguments) {
             reserved[row[0], default: [:]][row[1]] = row[2]
         }
         var networks: [String: Set<String>] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT node_id, name FROM networks") {
+        for row in try Row.fetchAll(db, sql: "SELECT node_id, name FROM networks" + (only == nil ? "" : " WHERE node_id = ?"),
+                                    arguments: arguments) {
             networks[row[0], default: []].insert(row[1])
         }
-        return nodes.map { row in
-            let id: String = row["id"]
+        var result: [PlacementCandidate] = []
+        result.reserveCapacity(nodes.count)
+        for row in nodes {
+            let id: String = row[0]
             let inventory = inventories[id] ?? nil
             var free: [Int: Int] = [:]
-            for pool in inventory?.hugepages ?? [] { free[pool.pageSize, default: 0] += pool.free }
-            for (size, pages) in reserved[id] ?? [:] { free[size, default: 0] -= pages }
-            let recorded: NodeStatus = row["status"]
-            let maintenance: Bool = row["maintenance"]
+            if let inventory, !inventory.hugepages.isEmpty || reserved[id] != nil {
+                for pool in inventory.hugepages { free[pool.pageSize, default: 0] += pool.free }
+                for (size, pages) in reserved[id] ?? [:] { free[size, default: 0] -= pages }
+            }
+            let recorded: NodeStatus = row[2]
+            let maintenance: Bool = row[3]
             let status: NodeStatus = maintenance ? .maintenance : (alive.contains(id) ? .up : (recorded == .up ? .down : recorded))
-            return PlacementCandidate(
-                id: id, name: row["name"], status: status, cpus: inventory?.cpus ?? 0,
+            result.append(PlacementCandidate(
+                id: id, name: row[1], status: status, cpus: inventory?.cpus ?? 0,
                 memoryBytes: inventory?.memoryBytes ?? 0, freeHugepages: free,
-                vmms: Set(inventory?.vmms.map(\.backend) ?? []),
+                vmms: inventory?.backends ?? [],
                 networks: networks[id] ?? [],
                 kvm: inventory?.kvm ?? false,
                 allocatedVCPUs: allocated[id]?.vcpus ?? 0,
-                allocatedMemoryBytes: allocated[id]?.memory ?? 0)
+                allocatedMemoryBytes: allocated[id]?.memory ?? 0))
         }
+        return result
+    }
+
+    /// Chooses a node from a read snapshot, off the serial writer (the expensive part of placing
+    /// a VM grows with the cluster); the write transaction then re-checks only that node.
+    private func preselect(_ key: String, alive: Set<String>, policy: PlacementPolicy) async throws -> String? {
+        try await database.pool.read { [self] db in
+            guard let vm = try Self.findVM(db, key), vm.nodeId == nil else { return nil }
+            let request = try Self.placementRequest(db, vm: vm)
+            return try? Placement.choose(for: request, among: try candidates(db, alive: alive), policy: policy).id
+        }
+    }
+
+    static func placementRequest(_ db: Database, vm: VMRecord) throws -> PlacementRequest {
+        PlacementRequest(
+            vcpus: vm.vcpus, memoryBytes: vm.memoryBytes, hugepageSize: vm.hugepageSize, vmm: vm.vmm,
+            networks: Set(try NICRecord.filter(Column("vm_id") == vm.id).fetchAll(db).compactMap(\.network)),
+            pinnedNode: vm.pinnedNodeId)
     }
 
     /// start / stop / pause / resume / reboot: records the desired state and an operation the
@@ -198,6 +225,7 @@ extension ControlService {
     public func act(_ key: String, _ action: VMAction, idempotencyKey: String?) async throws -> OperationRecord {
         let alive = await registry.aliveNodes
         let policy = settings.placement
+        let preselected = action == .start ? try await preselect(key, alive: alive, policy: policy) : nil
         let op = try await write { [self] db, events -> OperationRecord in
             guard var vm = try Self.findVM(db, key) else { throw ControlError.notFound(kind: "VM", key: key) }
             let source = Data("\(vm.id)".utf8)
@@ -211,13 +239,17 @@ extension ControlService {
             switch action {
             case .start:
                 if vm.nodeId == nil {
-                    let request = PlacementRequest(
-                        vcpus: vm.vcpus, memoryBytes: vm.memoryBytes, hugepageSize: vm.hugepageSize, vmm: vm.vmm,
-                        networks: Set(try NICRecord.filter(Column("vm_id") == vm.id).fetchAll(db).compactMap(\.network)),
-                        pinnedNode: vm.pinnedNodeId)
+                    let request = try Self.placementRequest(db, vm: vm)
                     let chosen: PlacementCandidate
                     do {
-                        chosen = try Placement.choose(for: request, among: try candidates(db, alive: alive), policy: policy)
+                        // The snapshot's choice still fits (nothing was placed there since), or
+                        // choose again among all nodes, now inside the transaction.
+                        if let preselected, let candidate = try candidates(db, alive: alive, only: preselected).first,
+                           Placement.rejections(of: candidate, for: request, policy: policy).isEmpty {
+                            chosen = candidate
+                        } else {
+                            chosen = try Placement.choose(for: request, among: try candidates(db, alive: alive), policy: policy)
+                        }
                     } catch let failure as PlacementFailure {
                         throw ControlError.noPlacement(failure)
                     }

@@ -1,4 +1,5 @@
 import GRDB
+import VMModel
 import Synchronization
 
 /// Decoded node inventories for placement, so choosing a node does not decode every node's
@@ -28,4 +29,9 @@ final class NodeInventoryCache: Sendable {
     func invalidate(_ id: String) {
         _ = entries.withLock { $0.removeValue(forKey: id) }
     }
+}
+
+extension NodeInventory {
+    /// The VMM backends the node offers.
+    var backends: Set<VMMBackend> { Set(vmms.map(\.backend)) }
 }
