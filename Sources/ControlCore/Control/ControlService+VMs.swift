@@ -203,13 +203,16 @@ extension ControlService {
         return result
     }
 
-    /// Chooses a node from a read snapshot, off the serial writer (the expensive part of placing
-    /// a VM grows with the cluster); the write transaction then re-checks only that node.
+    /// Chooses a node off the serial writer, from a snapshot of every node's capacity that is
+    /// read again at most every ``PlacementSnapshot/maxAge`` and charged in memory with each choice
+    /// made from it (so successive choices spread). The write transaction then re-checks the chosen
+    /// node against the database, and chooses among all nodes there if it no longer fits.
     private func preselect(_ key: String, alive: Set<String>, policy: PlacementPolicy) async throws -> String? {
-        try await database.pool.read { [self] db in
+        let snapshot = placementSnapshot
+        return try await database.pool.read { [self] db in
             guard let vm = try Self.findVM(db, key), vm.nodeId == nil else { return nil }
             let request = try Self.placementRequest(db, vm: vm)
-            return try? Placement.choose(for: request, among: try candidates(db, alive: alive), policy: policy).id
+            return try snapshot.choose(for: request, policy: policy) { try candidates(db, alive: alive) }
         }
     }
 

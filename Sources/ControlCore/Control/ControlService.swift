@@ -70,6 +70,7 @@ public final class ControlService: Sendable {
     /// Node event lag: from the node writing an event to ``serve(link:)`` taking it up.
     public let eventLag = LatencyHistogram()
     let inventoryCache = NodeInventoryCache()
+    let placementSnapshot = PlacementSnapshot()
     let runner: OperationRunner
     let kicks: AsyncStream<Void>
     let kicker: AsyncStream<Void>.Continuation
