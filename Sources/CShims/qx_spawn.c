@@ -102,8 +102,10 @@ __attribute__((noreturn)) static void qx_child(const struct qx_spawn_request *re
 
     // 2. cgroup v1. Join the VM's groups before anything else so every later allocation (mount
     //    namespace, page tables, the exec'd image) is charged to the VM, and while the host's
-    //    /sys/fs/cgroup is still visible (the jail hides it). "0" means the writing process,
-    //    which also holds inside a new PID namespace. (v2 placement happened atomically in clone3.)
+    //    /sys/fs/cgroup is still visible (the jail hides it). The files are the groups' `tasks`:
+    //    "0" there moves the writing thread, which is this whole process (it has no other thread),
+    //    also inside a new PID namespace, without the global lock a `cgroup.procs` write takes
+    //    (its write side waits for an RCU grace period). (v2 placement happened in clone3.)
     for (int i = 0; i < req->cgroup_v1_count; i++) {
         int fd = open(req->cgroup_v1_procs[i], O_WRONLY | O_CLOEXEC);
         if (fd < 0) qx_fail(report, QX_STEP_CGROUP_V1, errno);

@@ -56,7 +56,7 @@ struct qx_spawn_request {
     const char *_Nullable working_directory;
 
     int cgroup_v2_fd;  // -1: no CLONE_INTO_CGROUP
-    const char *_Nullable const *_Nullable cgroup_v1_procs;
+    const char *_Nullable const *_Nullable cgroup_v1_procs;  // v1 files the child writes "0" into (`tasks`)
     int cgroup_v1_count;
     int new_session;
 

@@ -73,8 +73,9 @@ public enum Launcher {
         } else {
             cgroupDirectory = nil
         }
-        request.cgroup_v1_procs = arena.constStringArray(plan.cgroup.v1ProcsFiles)
-        request.cgroup_v1_count = Int32(plan.cgroup.v1ProcsFiles.count)
+        let v1Files = plan.cgroup.v1ProcsFiles.map(Self.v1TasksFile)
+        request.cgroup_v1_procs = arena.constStringArray(v1Files)
+        request.cgroup_v1_count = Int32(v1Files.count)
         request.new_session = plan.newSession ? 1 : 0
 
         if let jail = plan.jail {
@@ -189,6 +190,16 @@ public enum Launcher {
     }
 
     private static let programCache = Mutex<[SeccompPolicy: SeccompProgram]>([:])
+
+    /// The `tasks` file next to a v1 `cgroup.procs`: the child joins each v1 group by writing "0"
+    /// (itself) there. Its only thread is the whole process, so moving that thread moves the
+    /// process; and a move of the writer's own single thread skips the cgroup core's global
+    /// threadgroup lock, whose write side waits for an RCU grace period (5–24 ms per spawn
+    /// measured on this kernel with `cgroup.procs`, ~0.1 ms with `tasks`).
+    static func v1TasksFile(_ procsFile: String) -> String {
+        guard procsFile.hasSuffix("/cgroup.procs") else { return procsFile }
+        return String(procsFile.dropLast("cgroup.procs".count)) + "tasks"
+    }
 
     /// The highest capability this kernel knows (`/proc/sys/kernel/cap_last_cap`).
     static let lastCapability: Int32 = {
