@@ -66,7 +66,7 @@ struct VMRecordStoreTests {
     @Test("the definition and this boot's host record load together; removal takes both")
     func roundTrip() async throws {
         let directory = try makeTemporaryDirectory("vmrecords")
-        defer { removeTree(directory) }
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = try VMRecordStore(directory: directory)
         try await store.write(VMRecord(id: "a", spec: Self.spec("a"), backend: .cloudHypervisor, host: Self.host("a")))
         #expect(await store.loadAll().records.first?.host == nil, "the definition never carries the host")
@@ -85,7 +85,7 @@ struct VMRecordStoreTests {
     ])
     func staleHostRecord(content: String) async throws {
         let directory = try makeTemporaryDirectory("vmrecords-stale")
-        defer { removeTree(directory) }
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = try VMRecordStore(directory: directory)
         try await store.write(VMRecord(id: "b", spec: Self.spec("b"), backend: .qemu, host: nil))
         let path = store.hostPath("b")
@@ -100,7 +100,7 @@ struct VMRecordStoreTests {
     @Test("a definition written before host records had their own file keeps its host")
     func legacyDefinitionWithHost() async throws {
         let directory = try makeTemporaryDirectory("vmrecords-legacy")
-        defer { removeTree(directory) }
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = try VMRecordStore(directory: directory)
         let legacy = VMRecord(id: "c", spec: Self.spec("c"), backend: .cloudHypervisor, host: Self.host("c"))
         #expect(FileManager.default.createFile(atPath: store.definitionPath("c"), contents: try JSONEncoder().encode(legacy)))
