@@ -300,25 +300,20 @@ public actor VMInstance {
         host = prepared
         let observer = configuration.bootObserver
         observer?.milestone(id, .hostPrepared)
-        // Written while the launch is planned and finished before the spawn, so a node that dies
-        // at any point after the spawn knows the VM's cgroup: a restarted node finds there a VMM
-        // that has no supervisor record yet and kills it.
-        async let recorded = Self.record(prepared.record, in: records)
+        // Before the spawn, so a node that dies at any point after it knows the VM's cgroup: a
+        // restarted node finds there a VMM that has no supervisor record yet and kills it.
+        do {
+            try await records.writeHost(prepared.record)
+        } catch {
+            return .launchFailed("record the host resources of vm '\(name)': \(error)")
+        }
         let context = VMMLaunchContext(
             vmID: id, spec: spec, runtime: prepared.runtime, user: configuration.vmmUser,
             cgroup: prepared.cgroup?.placement ?? .inherit, nics: prepared.nics,
             hugetlbfsMount: prepared.hugepages?.mount.mountPoint, seccomp: configuration.seccomp,
             environment: configuration.vmmEnvironment)
         let launch: VMMLaunch
-        do throws(VMMBackendError) { launch = try backend.launch(for: context) } catch {
-            _ = await recorded
-            return .launchFailed(error.description)
-        }
-        if let failure = await recorded {
-            launch.childEnds.closeAll()
-            launch.nodeEnds.closeAll()
-            return .launchFailed("record the host resources of vm '\(name)': \(failure)")
-        }
+        do throws(VMMBackendError) { launch = try backend.launch(for: context) } catch { return .launchFailed(error.description) }
         observer?.milestone(id, .launchPlanned)
         let spawned: SpawnedProcess
         do {
@@ -366,16 +361,6 @@ public actor VMInstance {
             return .launchFailed(error.description)
         }
         return .launched
-    }
-
-    /// Writes the host record of a boot; the failure, if any.
-    private static func record(_ host: PreparedHostRecord, in records: VMRecordStore) async -> SystemError? {
-        do {
-            try await records.writeHost(host)
-            return nil
-        } catch {
-            return error
-        }
     }
 
     /// Feeds the control's events to the machine, in order, until the channel ends.
