@@ -7,7 +7,7 @@ import Glibc
 /// One HTTP/1.1 request and its answer over a fresh Unix-socket connection, run synchronously on
 /// the calling (dedicated) thread. The framing is ours (``HTTPRequestBytes``, ``HTTPResponseReader``)
 /// as is the socket I/O, so descriptors can ride along with the request, and a call costs no
-/// channel pipeline (NIO's codec in an `EmbeddedChannel` was a third of the node's CPU per call).
+/// channel pipeline (NIO's codec in an `EmbeddedChannel` was about half of a call's CPU).
 enum HTTPExchange {
     struct Request: Sendable {
         var call: String
