@@ -434,7 +434,9 @@ public actor VMInstance {
     /// Releases what a previous node instance prepared for a VMM that was not re-adopted. Whatever
     /// still runs in the VM's cgroup is killed first: a VMM the previous node spawned but had not
     /// recorded yet (it stopped in between), or one it could not reconnect to. Nothing else joins a
-    /// VM's cgroup. Returns the pids that were killed.
+    /// VM's cgroup, and the launcher's child is in it before it can exec: born there through
+    /// `CLONE_INTO_CGROUP` where cgroup2 is mounted, joining the v1 groups as its first step
+    /// otherwise. Returns the pids that were killed.
     func releaseOrphaned(_ host: PreparedHost) async -> [Int32] {
         let killTimeout = configuration.killTimeout
         let killed = await HostPreparation.onHostThread { () -> [Int32] in

@@ -325,9 +325,10 @@ public actor Supervisor {
     ///
     /// A record is adopted only when it was written in this kernel boot and a process with its pid
     /// exists and has its start time; the pidfd is opened before the check so it cannot refer to a
-    /// later process. Other records are stale: their cleanup runs and they are removed. A pipe's read end dies with the daemon that held it, so
-    /// outputs are reattached only where the caller can reopen them (e.g. FIFOs the VMM holds open):
-    /// `outputs` gives them per record, and their logs continue where they were.
+    /// later process. Other records are stale: their cleanup runs and they are removed. A pipe's
+    /// read end dies with the daemon that held it, so outputs are reattached only where the caller
+    /// can reopen them (e.g. FIFOs the VMM holds open): `outputs` gives them per record, and their
+    /// logs continue where they were.
     public func adopt(
         oomProbe: @Sendable (SupervisedVM) -> OOMProbe? = { _ in nil },
         cleanup: @Sendable (SupervisedVM) -> Cleanup? = { _ in nil },
