@@ -21,6 +21,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -102,8 +103,10 @@ __attribute__((noreturn)) static void qx_child(const struct qx_spawn_request *re
 
     // 2. cgroup v1. Join the VM's groups before anything else so every later allocation (mount
     //    namespace, page tables, the exec'd image) is charged to the VM, and while the host's
-    //    /sys/fs/cgroup is still visible (the jail hides it). "0" means the writing process,
-    //    which also holds inside a new PID namespace. (v2 placement happened atomically in clone3.)
+    //    /sys/fs/cgroup is still visible (the jail hides it). The files are the groups' `tasks`:
+    //    "0" there moves the writing thread, which is this whole process (it has no other thread),
+    //    also inside a new PID namespace, without the global lock a `cgroup.procs` write takes
+    //    (its write side waits for an RCU grace period). (v2 placement happened in clone3.)
     for (int i = 0; i < req->cgroup_v1_count; i++) {
         int fd = open(req->cgroup_v1_procs[i], O_WRONLY | O_CLOEXEC);
         if (fd < 0) qx_fail(report, QX_STEP_CGROUP_V1, errno);
@@ -145,11 +148,21 @@ __attribute__((noreturn)) static void qx_child(const struct qx_spawn_request *re
         //    pivot_root also refuses shared mounts.
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) qx_fail(report, QX_STEP_MOUNT_PRIVATE, errno);
 
-        // 6. The jail: its root bound onto itself (pivot_root needs a mount point), then each entry
-        //    bind-mounted onto the mount point Swift created, read-only where asked. Needs
-        //    CAP_SYS_ADMIN, so before identities and capabilities change.
-        const struct qx_spawn_mount root = {req->jail_root, req->jail_root, 0};
-        if (qx_bind_mount(&root) < 0) qx_fail(report, QX_STEP_BIND_MOUNTS, errno);
+        // 6. The jail: a tmpfs of its own on the jail root (pivot_root needs a mount point), the
+        //    mount points made in it, then each entry bind-mounted onto its mount point, read-only
+        //    where asked. The tmpfs exists only in this mount namespace: its mount points never
+        //    touch the host's disk (making them there cost more than the whole rest of a launch)
+        //    and go away with the VMM. Needs CAP_SYS_ADMIN, so before identities and capabilities
+        //    change.
+        if (mount("tmpfs", req->jail_root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16k") < 0)
+            qx_fail(report, QX_STEP_BIND_MOUNTS, errno);
+        for (int i = 0; i < req->jail_directory_count; i++)
+            if (mkdir(req->jail_directories[i], 0755) < 0 && errno != EEXIST) qx_fail(report, QX_STEP_BIND_MOUNTS, errno);
+        for (int i = 0; i < req->jail_file_count; i++) {
+            int fd = open(req->jail_files[i], O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+            if (fd < 0) qx_fail(report, QX_STEP_BIND_MOUNTS, errno);
+            close(fd);
+        }
         for (int i = 0; i < req->mount_count; i++)
             if (qx_bind_mount(&req->mounts[i]) < 0) qx_fail(report, QX_STEP_BIND_MOUNTS, errno);
         // A procfs of the child's own PID namespace (made by clone3 when asked), so /proc/self works

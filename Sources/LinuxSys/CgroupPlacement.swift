@@ -3,7 +3,7 @@
 /// Produced by the cgroup code (one per VM), consumed by the launcher's child:
 /// - `v2Directory`: a cgroup2 directory; the launcher opens it and uses `CLONE_INTO_CGROUP`.
 /// - `v1ProcsFiles`: `cgroup.procs` files of cgroup-v1 hierarchies (cpu, memory, pids…); the
-///   child writes its own pid into each before anything else.
+///   child joins each group before anything else (through the `tasks` file next to it).
 /// On a hybrid host (v1 controllers plus a cgroup2 mount) both may be set.
 public struct CgroupPlacement: Hashable, Sendable {
     public var v2Directory: String?

@@ -30,6 +30,12 @@ struct PhaseTests {
         var late = Self.sample
         late.points[.guestBooted] = 30
         #expect(late.outOfOrder == [.guestBooted])
+        var shutdownFirst = Self.sample
+        shutdownFirst.points[.bootReturned] = 26
+        #expect(shutdownFirst.outOfOrder.isEmpty, "the VMM may end before vm.boot's answer reaches the node")
+        var shutdownEarly = Self.sample
+        shutdownEarly.points[.shutdownComplete] = 14
+        #expect(shutdownEarly.outOfOrder.contains(.shutdownComplete))
     }
 
     @Test("A timeline keeps each point's first time and starts at the request")

@@ -163,6 +163,7 @@ struct SpawnLaunchTests {
             for device in devices {
                 #expect(mountPoints.first { $0.point == device }?.options.hasPrefix("rw,") == true, "\(device)")
             }
+            #expect(SpawnFixture.directoryEntries(root).isEmpty, "the mount points live in the jail's own tmpfs")
         }
     }
 

@@ -56,7 +56,7 @@ struct qx_spawn_request {
     const char *_Nullable working_directory;
 
     int cgroup_v2_fd;  // -1: no CLONE_INTO_CGROUP
-    const char *_Nullable const *_Nullable cgroup_v1_procs;
+    const char *_Nullable const *_Nullable cgroup_v1_procs;  // v1 files the child writes "0" into (`tasks`)
     int cgroup_v1_count;
     int new_session;
 
@@ -64,7 +64,11 @@ struct qx_spawn_request {
     int fd_count;
     int *_Nullable fd_scratch;  // fd_count ints the child may overwrite (its own copy)
 
-    const char *_Nullable jail_root;  // non-NULL: CLONE_NEWNS + bind mounts + pivot_root
+    const char *_Nullable jail_root;  // non-NULL: CLONE_NEWNS + a tmpfs there + bind mounts + pivot_root
+    const char *_Nullable const *_Nullable jail_directories;  // mount points made in the tmpfs, parents first
+    int jail_directory_count;
+    const char *_Nullable const *_Nullable jail_files;  // empty files made there (mount points of files)
+    int jail_file_count;
     const struct qx_spawn_mount *_Nullable mounts;
     int mount_count;
     const char *_Nullable proc_target;  // non-NULL: a fresh procfs mounted there (host-side path)

@@ -289,7 +289,8 @@ public struct ResourceLimit: Hashable, Sendable {
 /// missing mount points (empty directories or files) inside `root`; the mounts exist only in the
 /// child's namespace and vanish with it.
 public struct JailPlan: Hashable, Sendable {
-    /// The host directory that becomes `/`; it must exist.
+    /// Where the jail's root is mounted: a tmpfs private to the VMM's mount namespace that becomes
+    /// `/` and holds only the mount points. The host directory must exist; its content stays hidden.
     public var root: String
     /// Kernel, initramfs, disks, libraries: host paths mounted at paths inside the jail.
     public var mounts: [BindMount]

@@ -27,8 +27,12 @@ public enum NodeError: Error, Equatable, Sendable, CustomStringConvertible {
 public struct NodeRecovery: Sendable {
     /// VMs whose VMM still ran and is supervised again.
     public var adopted: [String] = []
-    /// VMs whose VMM was gone; their host resources were released.
+    /// VMs whose VMM was gone or was killed; their host resources were released.
     public var orphaned: [String] = []
+    /// VMs (also in ``orphaned``) whose VMM still ran but could not be re-adopted — no supervisor
+    /// record, because the previous node stopped between the spawn and writing it, or no control
+    /// channel: the processes found in the VM's cgroup were killed.
+    public var killed: [String] = []
     /// Tagged links of unknown VMs that were deleted.
     public var reapedLinks: [String] = []
     /// Records or links that could not be handled.
@@ -134,7 +138,7 @@ public actor NodeRuntime {
                 recovery.adopted.append(id)
             } else {
                 controls[id]?.0.close()
-                await vm.releaseOrphaned(host)
+                if !(await vm.releaseOrphaned(host)).isEmpty { recovery.killed.append(id) }
                 recovery.orphaned.append(id)
             }
         }

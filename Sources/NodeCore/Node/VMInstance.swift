@@ -182,7 +182,7 @@ public actor VMInstance {
         }
         do {
             let device = try await control.addNIC(nic, host: prepared)
-            try? await records.write(VMRecord(id: id, spec: spec, backend: backend.kind, host: host.record))
+            try? await records.writeHost(host.record)
             return device
         } catch {
             await host.removeNIC(id: nic.id)
@@ -197,7 +197,7 @@ public actor VMInstance {
             throw .vmmCall(vm: name, operation: "remove nic \(nicID)", error)
         }
         if let host, await host.removeNIC(id: nicID) {
-            try? await records.write(VMRecord(id: id, spec: spec, backend: backend.kind, host: host.record))
+            try? await records.writeHost(host.record)
         }
     }
 
@@ -300,6 +300,13 @@ public actor VMInstance {
         host = prepared
         let observer = configuration.bootObserver
         observer?.milestone(id, .hostPrepared)
+        // Before the spawn, so a node that dies at any point after it knows the VM's cgroup: a
+        // restarted node finds there a VMM that has no supervisor record yet and kills it.
+        do {
+            try await records.writeHost(prepared.record)
+        } catch {
+            return .launchFailed("record the host resources of vm '\(name)': \(error)")
+        }
         let context = VMMLaunchContext(
             vmID: id, spec: spec, runtime: prepared.runtime, user: configuration.vmmUser,
             cgroup: prepared.cgroup?.placement ?? .inherit, nics: prepared.nics,
@@ -323,12 +330,6 @@ public actor VMInstance {
             for output in launch.outputs where output.name == "serial" { output.observe { serial(id, $0) } }
         }
         let identity = spawned.identity
-        do {
-            try await records.write(VMRecord(id: id, spec: spec, backend: backend.kind, host: prepared.record))
-        } catch {
-            // The VM runs without a durable record: a restarted node would not find it.
-            reported.append(.bookkeeping(vm: name, error))
-        }
         let oomProbe: Supervisor.OOMProbe? = prepared.cgroup.map { group in { @Sendable in try? group.oomKillCount() ?? nil } }
         do throws(SupervisorError) {
             let pidfd: FileDescriptor
@@ -403,8 +404,8 @@ public actor VMInstance {
             self.host = nil
             await host.release()
         }
-        // The record keeps the released host: a restarted node finds no VMM for it and releases it
-        // again, which is idempotent — cheaper than another synced write on every stop.
+        // The host record stays: a restarted node finds no VMM for it and releases it again, which
+        // is idempotent — cheaper than another file operation on every stop.
     }
 
     private func removeRuntimeDirectory() async {
@@ -430,10 +431,24 @@ public actor VMInstance {
         }
     }
 
-    /// Releases what a previous node instance prepared for a VMM that is gone.
-    func releaseOrphaned(_ host: PreparedHost) async {
+    /// Releases what a previous node instance prepared for a VMM that was not re-adopted. Whatever
+    /// still runs in the VM's cgroup is killed first: a VMM the previous node spawned but had not
+    /// recorded yet (it stopped in between), or one it could not reconnect to. Nothing else joins a
+    /// VM's cgroup, and the launcher's child is in it before it can exec: born there through
+    /// `CLONE_INTO_CGROUP` where cgroup2 is mounted, joining the v1 groups as its first step
+    /// otherwise. Returns the pids that were killed.
+    func releaseOrphaned(_ host: PreparedHost) async -> [Int32] {
+        let killTimeout = configuration.killTimeout
+        let killed = await HostPreparation.onHostThread { () -> [Int32] in
+            guard let group = host.cgroup, let pids = try? group.memberPIDs(), !pids.isEmpty else { return [] }
+            try? group.killAll(timeout: killTimeout)
+            return pids
+        }
         await host.release()
+        try? await records.removeHost(id)
+        // A definition from before host records had their own file may still name this host.
         try? await records.write(VMRecord(id: id, spec: spec, backend: backend.kind, host: nil))
+        return killed
     }
 
     /// Stops listening to the VMM without signalling it (the node is going away).

@@ -112,7 +112,7 @@ public enum NodeDaemon {
             throw NodeDaemonError("listen on \(options.socketPath): \(error)")
         }
         var line = "qarax-node ready: socket=\(options.socketPath) backend=\(backend.kind.rawValue) binary=\(backend.binary) pid=\(getpid())"
-        line += " adopted=\(recovery.adopted.count) orphaned=\(recovery.orphaned.count) reaped_links=\(recovery.reapedLinks.count)"
+        line += " adopted=\(recovery.adopted.count) orphaned=\(recovery.orphaned.count) killed=\(recovery.killed.count) reaped_links=\(recovery.reapedLinks.count)"
         if let control = options.control { line += " control=\(control.endpoint) name=\(control.name)" }
         ready(line)
         for problem in recovery.problems { ready("qarax-node recovery: \(problem)") }

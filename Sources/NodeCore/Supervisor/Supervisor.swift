@@ -72,6 +72,9 @@ public struct AdoptionReport: Sendable {
         case processGone
         /// The pid now belongs to another process (different start time).
         case pidReused
+        /// The record was written in an earlier kernel boot, so its process is gone whatever now
+        /// holds its pid (a start time in clock ticks since boot can match again).
+        case earlierBoot
     }
 
     /// Records whose process was verified and is now supervised again.
@@ -85,8 +88,8 @@ public struct AdoptionReport: Sendable {
 }
 
 /// Watches VMM processes: delivers every exit exactly once with a precise reason, drains their
-/// output into rotated logs, stops them along a teardown ladder, and keeps durable per-VM records so
-/// a restarted node can re-adopt them.
+/// output into rotated logs, stops them along a teardown ladder, and keeps per-VM records (which
+/// survive a crash of the node, see ``SupervisorStateStore``) so a restarted node can re-adopt them.
 public actor Supervisor {
     /// Reads the VM's cgroup OOM-kill counter (`nil` when unreadable).
     public typealias OOMProbe = @Sendable () -> UInt64?
@@ -149,7 +152,7 @@ public actor Supervisor {
         exitContinuation.finish()
     }
 
-    /// Supervises a process started by the launcher. Records it durably, then watches its pidfd and
+    /// Supervises a process started by the launcher. Records it, then watches its pidfd and
     /// drains `outputs` into their logs. `oomProbe` reads the VM cgroup's OOM-kill counter.
     public func watch(
         vmID: String,
@@ -320,11 +323,12 @@ public actor Supervisor {
 
     /// Re-adopts the processes recorded in the state directory by a previous supervisor.
     ///
-    /// A record is adopted only when a process with its pid exists and has its start time; the pidfd is
-    /// opened before the check so it cannot refer to a later process. Other records are stale: their
-    /// cleanup runs and they are removed. A pipe's read end dies with the daemon that held it, so
-    /// outputs are reattached only where the caller can reopen them (e.g. FIFOs the VMM holds open):
-    /// `outputs` gives them per record, and their logs continue where they were.
+    /// A record is adopted only when it was written in this kernel boot and a process with its pid
+    /// exists and has its start time; the pidfd is opened before the check so it cannot refer to a
+    /// later process. Other records are stale: their cleanup runs and they are removed. A pipe's
+    /// read end dies with the daemon that held it, so outputs are reattached only where the caller
+    /// can reopen them (e.g. FIFOs the VMM holds open): `outputs` gives them per record, and their
+    /// logs continue where they were.
     public func adopt(
         oomProbe: @Sendable (SupervisedVM) -> OOMProbe? = { _ in nil },
         cleanup: @Sendable (SupervisedVM) -> Cleanup? = { _ in nil },
@@ -335,6 +339,10 @@ public actor Supervisor {
         let (records, corrupt) = try await offPool { () throws(SupervisorError) in try store.loadAll() }
         report.corrupt = corrupt
         for record in records where entries[record.vmID] == nil && !reserved.contains(record.vmID) {
+            if record.isFromEarlierBoot {
+                await retire(record, reason: .earlierBoot, cleanup: cleanup(record), into: &report)
+                continue
+            }
             let pid = record.identity.pid
             let raw = qx_pidfd_open(pid, 0)
             if raw < 0 {
@@ -410,7 +418,7 @@ func waitWithTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendab
     }
 }
 
-/// The queue for the supervisor's file work (state records with fsync, log file opens), so it never
+/// The queue for the supervisor's file work (state records, log file opens), so it never
 /// blocks the cooperative pool. Serial, so record writes and removals keep their order.
 private let stateQueue = DispatchQueue(label: "qarax.supervisor-state", qos: .utility)
 

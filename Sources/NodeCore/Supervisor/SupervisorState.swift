@@ -4,7 +4,7 @@ import Glibc
 import FoundationEssentials
 public import LinuxSys
 
-/// The durable record of one supervised process, one JSON file per VM in the state directory.
+/// The record of one supervised process, one JSON file per VM in the state directory.
 public struct SupervisedVM: Sendable, Hashable, Codable {
     public let vmID: String
     public let identity: ProcessIdentity
@@ -12,16 +12,35 @@ public struct SupervisedVM: Sendable, Hashable, Codable {
     public let logs: [String: String]
     /// The cgroup OOM-kill counter when supervision began, if a probe was given.
     public let oomKillsAtStart: UInt64?
+    /// The kernel boot the process ran in (``KernelBoot/id``); nil in records that predate it.
+    public let bootID: String?
 
-    public init(vmID: String, identity: ProcessIdentity, logs: [String: String], oomKillsAtStart: UInt64?) {
+    public init(vmID: String, identity: ProcessIdentity, logs: [String: String], oomKillsAtStart: UInt64?,
+                bootID: String? = KernelBoot.id) {
         self.vmID = vmID
         self.identity = identity
         self.logs = logs
         self.oomKillsAtStart = oomKillsAtStart
+        self.bootID = bootID
+    }
+
+    /// Whether the record was written in an earlier kernel boot: its process cannot exist any more,
+    /// whatever now runs with its pid and start time.
+    var isFromEarlierBoot: Bool {
+        guard let bootID, let current = KernelBoot.id else { return false }
+        return bootID != current
     }
 }
 
-/// Reads and writes `<directory>/<vmID>.json`, atomically (temp file, fsync, rename, fsync dir).
+/// Reads and writes `<directory>/<vmID>.json`, atomically (temporary file, then rename) but
+/// without `fsync`.
+///
+/// A record describes a process, and no process outlives the kernel: what must survive is a crash
+/// of the node daemon, and a completed `write` is in the page cache for the next daemon whether
+/// or not it reached the disk. Syncing would only protect the record against a power loss, after
+/// which there is nothing left for it to describe — and it would put two journal commits (file and
+/// directory, 2–6 ms here) on every boot's critical path. A record that reappears or is lost after a
+/// power loss is harmless: it carries the kernel's boot id, so ``Supervisor/adopt`` retires it.
 struct SupervisorStateStore: Sendable {
     let directory: String
 
@@ -60,10 +79,8 @@ struct SupervisorStateStore: Sendable {
                 return 0
             }
             if failed != 0 { throw SystemError("write \(temporary)", errno: failed) }
-            if fsync(fd.rawValue) < 0 { throw SystemError("fsync \(temporary)", errno: Glibc.errno) }
             try fd.close()
             if rename(temporary, final) < 0 { throw SystemError("rename \(temporary)", errno: Glibc.errno) }
-            try syncDirectory()
         } catch {
             _ = unlink(temporary)
             throw .system(error)
@@ -74,12 +91,6 @@ struct SupervisorStateStore: Sendable {
         if unlink(path(of: vmID)) < 0 && Glibc.errno != ENOENT {
             throw .system(SystemError("unlink \(path(of: vmID))", errno: Glibc.errno))
         }
-        do throws(SystemError) { try syncDirectory() } catch { throw .system(error) }
-    }
-
-    private func syncDirectory() throws(SystemError) {
-        let dir = try FileDescriptor.open(directory, O_RDONLY | O_DIRECTORY)
-        if fsync(dir.rawValue) < 0 { throw SystemError("fsync \(directory)", errno: Glibc.errno) }
     }
 
     /// Every record in the directory; undecodable files are reported, not deleted.
