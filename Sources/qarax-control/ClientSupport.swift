@@ -63,6 +63,17 @@ func field(_ object: Any?, _ key: String) -> String {
     return "\(value)"
 }
 
+/// A byte count for people: exact when a binary unit divides it (`256 MiB`), else one decimal
+/// (`23.5 GiB`).
+func sizeField(_ object: Any?, _ key: String) -> String {
+    guard let dict = object as? [String: Any], let bytes = (dict[key] as? NSNumber)?.int64Value, bytes >= 0 else { return "-" }
+    for (suffix, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] where bytes >= Int64(1) << shift {
+        let value = Double(bytes) / Double(Int64(1) << shift)
+        return bytes % (Int64(1) << shift) == 0 ? "\(bytes >> shift) \(suffix)" : String(format: "%.1f %@", value, suffix)
+    }
+    return "\(bytes) B"
+}
+
 /// Prints an accepted operation, and with `wait` follows it to the end (non-zero exit on failure).
 func finish(operation data: Data, client: ControlClient, wait: Bool, output: OutputFormat) async throws {
     guard let op = jsonObject(data) as? [String: Any], let id = op["id"] as? String else {

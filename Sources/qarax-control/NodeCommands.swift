@@ -19,7 +19,7 @@ struct NodeCommand: AsyncParsableCommand {
                 printTable(["NAME", "STATUS", "ADDRESS", "CPUS", "MEMORY", "VERSION", "LAST SEEN"], nodes.map { node in
                     let inventory = node["inventory"] as? [String: Any]
                     return [field(node, "name"), field(node, "status"), field(node, "address"), field(inventory, "cpus"),
-                            field(inventory, "memory_bytes"), field(node, "node_version"), field(node, "last_seen")]
+                            sizeField(inventory, "memory_bytes"), field(node, "node_version"), field(node, "last_seen")]
                 })
             }
         }

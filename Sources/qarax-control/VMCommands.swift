@@ -90,7 +90,7 @@ struct VMCommand: AsyncParsableCommand {
                 let vms = page?["items"] as? [[String: Any]] ?? []
                 printTable(["NAME", "ID", "DESIRED", "OBSERVED", "NODE", "VCPUS", "MEMORY", "BOOT MS"], vms.map { vm in
                     [field(vm, "name"), field(vm, "id"), field(vm, "desired_state"), field(vm, "observed_state"),
-                     field(vm, "node_id"), field(vm, "vcpus"), field(vm, "memory_bytes"), field(vm, "boot_time_ms")]
+                     field(vm, "node_id"), field(vm, "vcpus"), sizeField(vm, "memory_bytes"), field(vm, "boot_time_ms")]
                 })
                 if let next = page?["next_page_token"] as? String { print("next page: --page-token \(next)") }
             }

@@ -300,11 +300,13 @@ public final class ControlService: Sendable {
             }
         } catch {
             await registry.detach(node.id, generation: generation)
-            try? await flushLiveness()
+            if !Task.isCancelled { try? await flushLiveness() }
             throw error
         }
         await registry.detach(node.id, generation: generation)
-        try await flushLiveness()
+        // On shutdown (cancelled) there is nothing to persist: a restarted daemon starts every
+        // node as UNKNOWN until it reconnects.
+        if !Task.isCancelled { try await flushLiveness() }
     }
 
     private func handle(_ event: NodeEvent, from node: NodeRecord) async throws {

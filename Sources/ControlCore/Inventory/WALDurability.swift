@@ -34,7 +34,6 @@ public final class WALDurability: Sendable {
         let thread = Thread { [shared, walPath] in
             Self.loop(shared, walPath: walPath)
         }
-        thread.name = "qarax-wal-flush"
         thread.start()
     }
 

@@ -1,4 +1,5 @@
 public import Wire
+import Synchronization
 
 /// The control daemon's node port: accepts node agents over Wire (mutual TLS unless insecure),
 /// checks each node's identity and hands its link to ``ControlService/serve(link:)``.
@@ -49,8 +50,14 @@ public enum NodeListener {
 
     private static func accept(_ listener: WireListener, service: ControlService, reportTimeout: Duration,
                                log: @escaping @Sendable (String) -> Void) async throws {
+        let open = OpenConnections()
         try await withTaskCancellationHandler {
             try await listener.run(onRefused: { error in log("node connection refused: \(error)") }) { connection in
+                guard open.insert(connection) else {
+                    await connection.close()
+                    return
+                }
+                defer { open.remove(connection) }
                 let link: WireNodeLink
                 do {
                     link = try await WireNodeLink.accept(connection, reportTimeout: reportTimeout, eventLag: service.eventLag)
@@ -67,7 +74,44 @@ public enum NodeListener {
                 }
             }
         } onCancel: {
-            Task { await listener.close() }
+            // Stop accepting, and close every node link: each one's event stream ends, so its
+            // serve loop finishes whatever it was awaiting.
+            let connections = open.closeAll()
+            Task {
+                await listener.close()
+                for connection in connections { await connection.close() }
+            }
+        }
+    }
+}
+
+/// The node connections being served, so a shutdown can close them all.
+private final class OpenConnections: Sendable {
+    private struct State {
+        var connections: [ObjectIdentifier: WireConnection] = [:]
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+
+    /// False once the listener is shutting down (the connection is to be closed at once).
+    func insert(_ connection: WireConnection) -> Bool {
+        state.withLock { state in
+            guard !state.closed else { return false }
+            state.connections[ObjectIdentifier(connection)] = connection
+            return true
+        }
+    }
+
+    func remove(_ connection: WireConnection) {
+        _ = state.withLock { $0.connections.removeValue(forKey: ObjectIdentifier(connection)) }
+    }
+
+    /// Marks the set closed and returns every connection in it.
+    func closeAll() -> [WireConnection] {
+        state.withLock { state in
+            state.closed = true
+            return Array(state.connections.values)
         }
     }
 }
