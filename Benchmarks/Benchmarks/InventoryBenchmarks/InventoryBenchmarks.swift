@@ -62,7 +62,7 @@ private func makeFixture() async throws -> Fixture {
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let service = ControlService(database: try InventoryDatabase(path: directory + "/placement.db"))
     let links = (0..<nodeCount).map { index in
-        Task { try? await service.serve(link: BenchLink(name: "node-\(index)")) }
+        Task { _ = try? await service.serve(link: BenchLink(name: "node-\(index)")) }
     }
     while await service.registry.aliveNodes.count < nodeCount { await Task.yield() }
     // A second inventory with 10,000 VMs for the listing.
