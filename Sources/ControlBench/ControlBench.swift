@@ -1,5 +1,6 @@
 import ClusterPKI
 import Foundation
+import NIOCore
 import Synchronization
 import Wire
 #if canImport(Glibc)
@@ -278,8 +279,15 @@ public struct ControlBench: Sendable {
 
         func metrics() async throws -> String {
             let connection = try await HTTPConnection.connect(host: "127.0.0.1", port: apiPort, group: .singletonMultiThreadedEventLoopGroup)
-            defer { Task { await connection.close() } }
-            let (status, body) = try await connection.send(.GET, "/metrics", headers: [("Authorization", "Bearer \(token)")], body: nil)
+            let status: Int
+            let body: ByteBuffer
+            do {
+                (status, body) = try await connection.send(.GET, "/metrics", headers: [("Authorization", "Bearer \(token)")], body: nil)
+            } catch {
+                await connection.close()
+                throw error
+            }
+            await connection.close()
             guard status == 200 else { throw ServerProcessError("/metrics answered HTTP \(status)") }
             return String(buffer: body)
         }

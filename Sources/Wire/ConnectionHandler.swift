@@ -424,7 +424,7 @@ final class WireConnectionHandler: ChannelDuplexHandler {
     }
 
     static func unixMilliseconds() -> UInt64 {
-        UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+        WireClock.unixNanoseconds() / 1_000_000
     }
 
 }

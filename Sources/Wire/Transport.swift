@@ -14,6 +14,12 @@ public enum WireEndpoint: Sendable, Hashable, CustomStringConvertible {
         case .unix(let path): "unix:\(path)"
         }
     }
+    /// `HOST:PORT` (the last colon separates the port, 0–65535), or nil.
+    public static func hostPort(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+              (0...65535).contains(port) else { return nil }
+        return (String(text[..<colon]), port)
+    }
 }
 
 /// A channel whose pipeline is set up and whose handshake is under way.

@@ -128,10 +128,8 @@ struct DiscardServerCommand: AsyncParsableCommand {
 
     func run() async throws {
         func hostPort(_ text: String, _ option: String) throws -> (String, Int) {
-            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else {
-                throw ValidationError("\(option): '\(text)' is not HOST:PORT")
-            }
-            return (String(text[..<colon]), port)
+            guard let address = WireEndpoint.hostPort(text) else { throw ValidationError("\(option): '\(text)' is not HOST:PORT") }
+            return address
         }
         guard (tlsDir != nil) != insecure else { throw ValidationError("pass exactly one of --tls-dir and --insecure") }
         let apiAddress = try hostPort(api, "--api")

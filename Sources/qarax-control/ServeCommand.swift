@@ -68,10 +68,8 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     static func hostPort(_ text: String, option: String) throws -> (String, Int) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ValidationError("\(option): \"\(text)\" is not HOST:PORT")
-        }
-        return (String(text[..<colon]), port)
+        guard let address = WireEndpoint.hostPort(text) else { throw ValidationError("\(option): \"\(text)\" is not HOST:PORT") }
+        return address
     }
 
     func run() async throws {

@@ -11,18 +11,22 @@ final class NodeInventoryCache: Sendable {
 
     /// The inventory of every node in `ids` (nil for nodes that never reported one).
     func inventories(_ db: Database, ids: [String]) throws -> [String: NodeInventory?] {
-        var known = entries.withLock { $0 }
-        let missing = ids.filter { known[$0] == nil }
-        if !missing.isEmpty {
-            let loaded = try NodeRecord.filter(keys: missing).fetchAll(db)
-            entries.withLock { entries in
-                for node in loaded {
-                    entries[node.id] = .some(node.inventory)
-                    known[node.id] = .some(node.inventory)
-                }
+        var found: [String: NodeInventory?] = [:]
+        found.reserveCapacity(ids.count)
+        let missing = entries.withLock { entries in
+            ids.filter { id in
+                guard let entry = entries[id] else { return true }
+                found[id] = entry
+                return false
             }
         }
-        return known
+        guard !missing.isEmpty else { return found }
+        let loaded = try NodeRecord.filter(keys: missing).fetchAll(db)
+        entries.withLock { entries in
+            for node in loaded { entries[node.id] = .some(node.inventory) }
+        }
+        for node in loaded { found[node.id] = .some(node.inventory) }
+        return found
     }
 
     /// Forget `id`'s entry (its inventory was just written).

@@ -75,9 +75,7 @@ public final class WireNodeLink: NodeLink {
         let lag = eventLag
         await connection.tapEvents { event in
             guard WireNodeMapping.isLivenessOnly(event) else { return false }
-            if let lag, event.sentUnixNs != 0 {
-                lag.record(seconds: (Double(WireClock.unixNanoseconds()) - Double(event.sentUnixNs)) / 1e9)
-            }
+            lag?.recordLag(of: event)
             heard()
             return true
         }
@@ -133,11 +131,17 @@ private final class WireEventSource: @unchecked Sendable {
     func nextNodeEvent() async -> NodeEvent? {
         while pending.isEmpty {
             guard let event = await iterator.next() else { return nil }
-            if let lag, event.sentUnixNs != 0 {
-                lag.record(seconds: (Double(WireClock.unixNanoseconds()) - Double(event.sentUnixNs)) / 1e9)
-            }
+            lag?.recordLag(of: event)
             pending = WireNodeMapping.events(event)
         }
         return pending.removeFirst()
+    }
+}
+
+extension LatencyHistogram {
+    /// Records how long ago the peer wrote `event` (when it carries its send time).
+    func recordLag(of event: WireEvent) {
+        guard event.sentUnixNs != 0 else { return }
+        record(seconds: (Double(WireClock.unixNanoseconds()) - Double(event.sentUnixNs)) / 1e9)
     }
 }
